@@ -1,0 +1,161 @@
+//! The decision itself: a pure function of a key record and a request, so
+//! that Verify, ext_authz Check and admin authentication cannot disagree.
+
+use chrono::{DateTime, Utc};
+
+use crate::{record::KeyRecord, scope};
+
+/// Why a key was allowed or denied; mirrors `keyward.v1.Reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Ok,
+    Missing,
+    Malformed,
+    Unknown,
+    Revoked,
+    Expired,
+    InsufficientScope,
+    RateLimited,
+    QuotaExceeded,
+    SourceNotAllowed,
+}
+
+impl Reason {
+    pub fn allowed(self) -> bool {
+        self == Reason::Ok
+    }
+
+    /// Stable lower-case name for logs, spans and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Ok => "ok",
+            Reason::Missing => "missing",
+            Reason::Malformed => "malformed",
+            Reason::Unknown => "unknown",
+            Reason::Revoked => "revoked",
+            Reason::Expired => "expired",
+            Reason::InsufficientScope => "insufficient_scope",
+            Reason::RateLimited => "rate_limited",
+            Reason::QuotaExceeded => "quota_exceeded",
+            Reason::SourceNotAllowed => "source_not_allowed",
+        }
+    }
+}
+
+/// Checks, in this order: the key exists, is not revoked, has not expired,
+/// and covers every required scope. Revoked wins over expired so that the
+/// stronger statement is the one reported.
+pub fn decide<S: AsRef<str>>(
+    record: Option<&KeyRecord>,
+    required_scopes: &[S],
+    now: DateTime<Utc>,
+) -> Reason {
+    let Some(record) = record else {
+        return Reason::Unknown;
+    };
+    if record.revoked_at.is_some_and(|at| at <= now) {
+        return Reason::Revoked;
+    }
+    if record.expires_at.is_some_and(|at| at <= now) {
+        return Reason::Expired;
+    }
+    if !scope::covers_all(&record.scopes, required_scopes) {
+        return Reason::InsufficientScope;
+    }
+    Reason::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::KeyId;
+    use chrono::Duration;
+
+    fn record(scopes: &[&str]) -> KeyRecord {
+        KeyRecord {
+            id: KeyId::generate(),
+            project: "acme".into(),
+            scopes: scopes.iter().map(|s| Box::from(*s)).collect(),
+            expires_at: None,
+            revoked_at: None,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    #[test]
+    fn ok_when_every_scope_is_covered() {
+        let r = record(&["orders:*", "users:read"]);
+        assert_eq!(
+            decide(Some(&r), &["orders:read", "users:read"], now()),
+            Reason::Ok
+        );
+        assert_eq!(decide(Some(&r), &[] as &[&str], now()), Reason::Ok);
+        assert!(Reason::Ok.allowed());
+    }
+
+    #[test]
+    fn unknown_without_a_record() {
+        assert_eq!(decide(None, &["a"], now()), Reason::Unknown);
+    }
+
+    #[test]
+    fn revoked_once_revoked_at_has_passed() {
+        let mut r = record(&["a"]);
+        let t = now();
+        r.revoked_at = Some(t);
+        assert_eq!(decide(Some(&r), &["a"], t), Reason::Revoked);
+        assert_eq!(
+            decide(Some(&r), &["a"], t - Duration::seconds(1)),
+            Reason::Ok,
+            "rotation grace"
+        );
+    }
+
+    #[test]
+    fn expired_once_expires_at_has_passed() {
+        let mut r = record(&["a"]);
+        let t = now();
+        r.expires_at = Some(t);
+        assert_eq!(decide(Some(&r), &["a"], t), Reason::Expired);
+        assert_eq!(
+            decide(Some(&r), &["a"], t - Duration::microseconds(1)),
+            Reason::Ok
+        );
+    }
+
+    #[test]
+    fn revoked_wins_over_expired_and_scope() {
+        let mut r = record(&[]);
+        let t = now();
+        r.expires_at = Some(t - Duration::seconds(2));
+        r.revoked_at = Some(t - Duration::seconds(1));
+        assert_eq!(decide(Some(&r), &["a"], t), Reason::Revoked);
+    }
+
+    #[test]
+    fn expired_wins_over_scope() {
+        let mut r = record(&[]);
+        let t = now();
+        r.expires_at = Some(t - Duration::seconds(1));
+        assert_eq!(decide(Some(&r), &["a"], t), Reason::Expired);
+    }
+
+    #[test]
+    fn insufficient_scope_when_one_is_missing() {
+        let r = record(&["orders:read"]);
+        assert_eq!(
+            decide(Some(&r), &["orders:read", "orders:write"], now()),
+            Reason::InsufficientScope
+        );
+        assert!(!Reason::InsufficientScope.allowed());
+    }
+
+    #[test]
+    fn reason_names_are_stable() {
+        assert_eq!(Reason::InsufficientScope.as_str(), "insufficient_scope");
+        assert_eq!(Reason::SourceNotAllowed.as_str(), "source_not_allowed");
+    }
+}

@@ -1,0 +1,20 @@
+//! What a decision needs to know about a key: the record the caches hold.
+//! Kept small and free of admin-only fields so that a million of them fit in
+//! memory.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::key::KeyId;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub id: KeyId,
+    pub project: Arc<str>,
+    pub scopes: Box<[Box<str>]>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Set by Revoke (now) and Rotate (now + grace): a future time means the
+    /// key still works until then.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
