@@ -1,0 +1,37 @@
+//! Picks the engine from the database URL.
+
+use std::{sync::Arc, time::Duration};
+
+use super::{KeyStore, StoreError, postgres::PgStore, sqlite::SqliteStore};
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Connections in the pool.
+    pub max_connections: u32,
+    /// How long a query may wait for a free connection (or a new one).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Opens the store `url` names: `postgres://…` (or `postgresql://…`) or
+/// `sqlite:PATH` (the file is created if missing). Postgres connects lazily,
+/// so a server can start while its database is still coming up.
+pub async fn connect(url: &str, options: &StoreOptions) -> Result<Arc<dyn KeyStore>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, options)?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, options).await?))
+    } else {
+        Err(StoreError::Other(
+            "unsupported database URL: use postgres://… or sqlite:PATH".to_owned(),
+        ))
+    }
+}

@@ -1,0 +1,132 @@
+//! The source of truth: one [`KeyStore`] trait, two engines.
+//!
+//! Postgres is for production; SQLite is the embedded default so that
+//! `keyward serve` runs with nothing installed. Both run the same behaviour
+//! suite (`tests/store_behaviour.rs`). Every admin write commits together with
+//! its audit event, or not at all.
+
+mod connect;
+mod model;
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+mod writes;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::{
+    key::{Digest, KeyId},
+    record::KeyRecord,
+};
+
+pub use connect::{StoreOptions, connect};
+pub use model::{
+    AuditAction, AuditEvent, AuditQuery, KeyChanges, KeyStatus, ListQuery, NewKey, StoredAudit,
+    StoredKey,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no key with id {0}")]
+    NotFound(KeyId),
+    #[error("project {project:?} already has a live key labelled {label:?}")]
+    LabelTaken { project: String, label: String },
+    /// The key's state forbids the change (e.g. rotating a revoked key).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database could not be reached or did not answer in time.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match error {
+            E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_) => {
+                StoreError::Unavailable(error.to_string())
+            }
+            other => StoreError::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        match error {
+            sqlx::migrate::MigrateError::Execute(inner) => inner.into(),
+            other => StoreError::Other(other.to_string()),
+        }
+    }
+}
+
+/// The only unique constraint a write can break in practice is the live
+/// label (ids and digests carry 128 and 256 random bits).
+fn label_conflict(error: sqlx::Error, project: &str, label: &str) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::LabelTaken {
+            project: project.to_owned(),
+            label: label.to_owned(),
+        },
+        _ => error.into(),
+    }
+}
+
+/// Results of the writes that change a key another replica may have cached.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    pub new: StoredKey,
+    pub old: StoredKey,
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Creates or upgrades the schema; safe to run while servers use it.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// The hot-path read: the record for a digest, if any.
+    async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError>;
+
+    async fn get(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError>;
+
+    /// Keys matching the query, newest (highest id) first.
+    async fn list(&self, query: &ListQuery) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Inserts a key; its label must be free among the project's live keys.
+    async fn insert(&self, key: &NewKey, audit: &AuditEvent) -> Result<StoredKey, StoreError>;
+
+    /// Revokes a key at `at`. A key already revoked is returned unchanged
+    /// (and no audit event is written); a rotating key is revoked at once.
+    async fn revoke(
+        &self,
+        id: &KeyId,
+        at: DateTime<Utc>,
+        reason: &str,
+        audit: &AuditEvent,
+    ) -> Result<StoredKey, StoreError>;
+
+    /// Replaces an active key by `new`, which takes over its label; the old
+    /// key is revoked at `old_revoked_at` (now + grace).
+    async fn rotate(
+        &self,
+        old: &KeyId,
+        new: &NewKey,
+        old_revoked_at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<Rotated, StoreError>;
+
+    /// Applies `changes` to an active or expired key.
+    async fn update(
+        &self,
+        id: &KeyId,
+        changes: &KeyChanges,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<StoredKey, StoreError>;
+
+    /// Audit events matching the query, newest first.
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError>;
+}

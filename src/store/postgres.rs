@@ -1,0 +1,304 @@
+//! The Postgres engine: the production source of truth.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{
+    PgPool, Postgres, QueryBuilder, Row, Transaction,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
+    types::Json,
+};
+
+use super::{
+    AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, Rotated, StoreError,
+    StoreOptions, StoredAudit, StoredKey, label_conflict, sql,
+    writes::{self, WriteTx},
+};
+use crate::{
+    key::{Digest, KeyId},
+    record::KeyRecord,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Every column of `keys` but the label flag, as a macro so queries stay
+/// `&'static str` (sqlx refuses dynamic SQL unless it is audited).
+macro_rules! key_columns {
+    () => {
+        "id, project, label, digest, hint, scopes, metadata, created_at, updated_at, \
+         expires_at, revoked_at, revoke_reason, replaced_by, replaces"
+    };
+}
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Builds the pool without connecting; the first query connects.
+    pub fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        // The parse error could echo the URL, password included.
+        let connect: PgConnectOptions = url
+            .parse()
+            .map_err(|_| StoreError::Other("invalid postgres URL".to_owned()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_lazy_with(connect.application_name("keyward"));
+        Ok(Self { pool })
+    }
+
+    /// The pool, for the invalidation bus (LISTEN/NOTIFY) and metrics.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin(&self) -> Result<PgTx, StoreError> {
+        Ok(PgTx(self.pool.begin().await?))
+    }
+}
+
+/// Row locks (`SELECT … FOR UPDATE`) serialise concurrent writes to one key.
+struct PgTx(Transaction<'static, Postgres>);
+
+#[async_trait]
+impl WriteTx for PgTx {
+    async fn lock(&mut self, id: &KeyId) -> Result<StoredKey, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM keys WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&mut *self.0)
+        .await?;
+        row.as_ref()
+            .map(key_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))
+    }
+
+    async fn release_expired_label(
+        &mut self,
+        project: &str,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE keys SET label_held = FALSE \
+             WHERE project = $1 AND label = $2 AND label_held AND expires_at <= $3",
+        )
+        .bind(project)
+        .bind(label)
+        .bind(now)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert(&mut self, key: &NewKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO keys (id, project, label, label_held, digest, hint, scopes, metadata, \
+             created_at, updated_at, expires_at, replaces) \
+             VALUES ($1, $2, $3, TRUE, $4, $5, $6, $7, $8, $8, $9, $10)",
+        )
+        .bind(key.id.as_str())
+        .bind(&key.project)
+        .bind(&key.label)
+        .bind(key.digest.as_bytes().as_slice())
+        .bind(&key.hint)
+        .bind(&key.scopes)
+        .bind(Json(&key.metadata))
+        .bind(key.created_at)
+        .bind(key.expires_at)
+        .bind(key.replaces.as_ref().map(KeyId::as_str))
+        .execute(&mut *self.0)
+        .await
+        .map_err(|e| label_conflict(e, &key.project, &key.label))?;
+        Ok(())
+    }
+
+    async fn save(&mut self, key: &StoredKey, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE keys SET label = $2, label_held = $3, scopes = $4, metadata = $5, \
+             updated_at = $6, expires_at = $7, revoked_at = $8, revoke_reason = $9, \
+             replaced_by = $10 WHERE id = $1",
+        )
+        .bind(key.id.as_str())
+        .bind(&key.label)
+        .bind(key.status(now).holds_label())
+        .bind(&key.scopes)
+        .bind(Json(&key.metadata))
+        .bind(key.updated_at)
+        .bind(key.expires_at)
+        .bind(key.revoked_at)
+        .bind(&key.revoke_reason)
+        .bind(key.replaced_by.as_ref().map(KeyId::as_str))
+        .execute(&mut *self.0)
+        .await
+        .map_err(|e| label_conflict(e, &key.project, &key.label))?;
+        Ok(())
+    }
+
+    async fn audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_events (at, actor_key_id, action, project, target_key_id, source, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(event.at)
+        .bind(event.actor.as_ref().map(KeyId::as_str))
+        .bind(event.action.as_str())
+        .bind(&event.project)
+        .bind(event.target.as_str())
+        .bind(&event.source)
+        .bind(Json(&event.details))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(self) -> Result<(), StoreError> {
+        self.0.commit().await?;
+        Ok(())
+    }
+
+    async fn rollback(self) -> Result<(), StoreError> {
+        self.0.rollback().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl KeyStore for PgStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, project, scopes, expires_at, revoked_at FROM keys WHERE digest = $1",
+        )
+        .bind(digest.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let scopes: Vec<String> = row.try_get("scopes")?;
+        Ok(Some(KeyRecord {
+            id: KeyId::from_trusted(row.try_get("id")?),
+            project: row.try_get::<String, _>("project")?.into(),
+            scopes: scopes.into_iter().map(String::into_boxed_str).collect(),
+            expires_at: row.try_get("expires_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        }))
+    }
+
+    async fn get(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM keys WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<StoredKey>, StoreError> {
+        let mut qb = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM keys WHERE TRUE"
+        ));
+        sql::push_list_filters(&mut qb, query, query.now);
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn insert(&self, key: &NewKey, audit: &AuditEvent) -> Result<StoredKey, StoreError> {
+        writes::insert(self.begin().await?, key, audit).await
+    }
+
+    async fn revoke(
+        &self,
+        id: &KeyId,
+        at: DateTime<Utc>,
+        reason: &str,
+        audit: &AuditEvent,
+    ) -> Result<StoredKey, StoreError> {
+        writes::revoke(self.begin().await?, id, at, reason, audit).await
+    }
+
+    async fn rotate(
+        &self,
+        old: &KeyId,
+        new: &NewKey,
+        old_revoked_at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<Rotated, StoreError> {
+        writes::rotate(self.begin().await?, old, new, old_revoked_at, audit).await
+    }
+
+    async fn update(
+        &self,
+        id: &KeyId,
+        changes: &KeyChanges,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<StoredKey, StoreError> {
+        writes::update(self.begin().await?, id, changes, now, audit).await
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "SELECT id, at, actor_key_id, action, project, target_key_id, source, details \
+             FROM audit_events WHERE TRUE",
+        );
+        sql::push_audit_filters(&mut qb, query, |t| t);
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredAudit {
+                    id: row.try_get("id")?,
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor_key_id")?,
+                    action: row.try_get("action")?,
+                    project: row.try_get("project")?,
+                    target: row.try_get("target_key_id")?,
+                    source: row.try_get("source")?,
+                    details: row.try_get::<Json<serde_json::Value>, _>("details")?.0,
+                })
+            })
+            .collect()
+    }
+}
+
+fn key_from_row(row: &PgRow) -> Result<StoredKey, StoreError> {
+    let digest: Vec<u8> = row.try_get("digest")?;
+    Ok(StoredKey {
+        id: KeyId::from_trusted(row.try_get("id")?),
+        project: row.try_get("project")?,
+        label: row.try_get("label")?,
+        digest: Digest::from_slice(&digest)
+            .ok_or_else(|| StoreError::Other("stored digest is not 32 bytes".to_owned()))?,
+        hint: row.try_get("hint")?,
+        scopes: row.try_get("scopes")?,
+        metadata: row
+            .try_get::<Json<BTreeMap<String, String>>, _>("metadata")?
+            .0,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        revoke_reason: row.try_get("revoke_reason")?,
+        replaced_by: row
+            .try_get::<Option<String>, _>("replaced_by")?
+            .map(KeyId::from_trusted),
+        replaces: row
+            .try_get::<Option<String>, _>("replaces")?
+            .map(KeyId::from_trusted),
+    })
+}

@@ -1,0 +1,85 @@
+//! SQL both engines share: the list and audit filters, generic over the
+//! engine and over how it stores time (TIMESTAMPTZ or integer microseconds).
+
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+use super::{AuditQuery, KeyStatus, ListQuery};
+
+/// Appends ` AND …` conditions for `query`, evaluating status at `now`.
+pub(super) fn push_list_filters<'a, DB, T>(qb: &mut QueryBuilder<DB>, query: &'a ListQuery, now: T)
+where
+    DB: Database,
+    T: Encode<'a, DB> + Type<DB> + Copy,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    if let Some(project) = &query.project {
+        qb.push(" AND project = ").push_bind(project.as_str());
+    }
+    if let Some(label) = &query.label {
+        qb.push(" AND label = ").push_bind(label.as_str());
+    }
+    if let Some(before) = &query.before {
+        qb.push(" AND id < ").push_bind(before.as_str());
+    }
+    // The same precedence as KeyStatus::at: revoked, then expired, then
+    // rotating, then active.
+    match query.status {
+        None => {}
+        Some(KeyStatus::Revoked) => {
+            qb.push(" AND revoked_at <= ").push_bind(now);
+        }
+        Some(KeyStatus::Expired) => {
+            qb.push(" AND (revoked_at IS NULL OR revoked_at > ")
+                .push_bind(now);
+            qb.push(") AND expires_at <= ").push_bind(now);
+        }
+        Some(KeyStatus::Rotating) => {
+            qb.push(" AND revoked_at > ").push_bind(now);
+            qb.push(" AND (expires_at IS NULL OR expires_at > ")
+                .push_bind(now);
+            qb.push(")");
+        }
+        Some(KeyStatus::Active) => {
+            qb.push(" AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ")
+                .push_bind(now);
+            qb.push(")");
+        }
+    }
+    qb.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(query.limit));
+}
+
+/// Appends ` AND …` conditions for an audit query; `time` converts the
+/// query's instants to the engine's time type.
+pub(super) fn push_audit_filters<'a, DB, T>(
+    qb: &mut QueryBuilder<DB>,
+    query: &'a AuditQuery,
+    time: impl Fn(chrono::DateTime<chrono::Utc>) -> T,
+) where
+    DB: Database,
+    T: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    if let Some(target) = &query.target {
+        qb.push(" AND target_key_id = ").push_bind(target.as_str());
+    }
+    if let Some(project) = &query.project {
+        qb.push(" AND project = ").push_bind(project.as_str());
+    }
+    if let Some(action) = query.action {
+        qb.push(" AND action = ").push_bind(action.as_str());
+    }
+    if let Some(since) = query.since {
+        qb.push(" AND at >= ").push_bind(time(since));
+    }
+    if let Some(until) = query.until {
+        qb.push(" AND at < ").push_bind(time(until));
+    }
+    if let Some(before) = query.before {
+        qb.push(" AND id < ").push_bind(before);
+    }
+    qb.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(query.limit));
+}

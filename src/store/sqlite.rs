@@ -1,0 +1,320 @@
+//! The SQLite engine: the embedded default, one file, nothing to install.
+//!
+//! Times are stored as integer microseconds since the epoch, scopes and
+//! metadata as JSON text.
+
+use std::{collections::BTreeMap, str::FromStr};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{
+    QueryBuilder, Row, Sqlite, SqlitePool, Transaction,
+    migrate::Migrator,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
+    types::Json,
+};
+
+use super::{
+    AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, Rotated, StoreError,
+    StoreOptions, StoredAudit, StoredKey, label_conflict, sql,
+    writes::{self, WriteTx},
+};
+use crate::{
+    key::{Digest, KeyId},
+    record::KeyRecord,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Every column of `keys` but the label flag, as a macro so queries stay
+/// `&'static str` (sqlx refuses dynamic SQL unless it is audited).
+macro_rules! key_columns {
+    () => {
+        "id, project, label, digest, hint, scopes, metadata, created_at, updated_at, \
+         expires_at, revoked_at, revoke_reason, replaced_by, replaces"
+    };
+}
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the file `url` names, e.g. `sqlite:keyward.db`.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("invalid sqlite URL: {e}")))?
+            .create_if_missing(true)
+            // WAL lets readers run while a writer commits.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(options.acquire_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    async fn begin(&self) -> Result<SqliteTx, StoreError> {
+        // IMMEDIATE takes the write lock up front: a deferred transaction that
+        // reads first would fail, not wait, when another writer got there.
+        Ok(SqliteTx(self.pool.begin_with("BEGIN IMMEDIATE").await?))
+    }
+}
+
+/// SQLite has one writer at a time: the IMMEDIATE transaction is the lock.
+struct SqliteTx(Transaction<'static, Sqlite>);
+
+#[async_trait]
+impl WriteTx for SqliteTx {
+    async fn lock(&mut self, id: &KeyId) -> Result<StoredKey, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM keys WHERE id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&mut *self.0)
+        .await?;
+        row.as_ref()
+            .map(key_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))
+    }
+
+    async fn release_expired_label(
+        &mut self,
+        project: &str,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE keys SET label_held = 0 \
+             WHERE project = ? AND label = ? AND label_held = 1 AND expires_at <= ?",
+        )
+        .bind(project)
+        .bind(label)
+        .bind(micros(now))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert(&mut self, key: &NewKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO keys (id, project, label, label_held, digest, hint, scopes, metadata, \
+             created_at, updated_at, expires_at, replaces) \
+             VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
+        )
+        .bind(key.id.as_str())
+        .bind(&key.project)
+        .bind(&key.label)
+        .bind(key.digest.as_bytes().as_slice())
+        .bind(&key.hint)
+        .bind(Json(&key.scopes))
+        .bind(Json(&key.metadata))
+        .bind(micros(key.created_at))
+        .bind(key.expires_at.map(micros))
+        .bind(key.replaces.as_ref().map(KeyId::as_str))
+        .execute(&mut *self.0)
+        .await
+        .map_err(|e| label_conflict(e, &key.project, &key.label))?;
+        Ok(())
+    }
+
+    async fn save(&mut self, key: &StoredKey, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE keys SET label = ?2, label_held = ?3, scopes = ?4, metadata = ?5, \
+             updated_at = ?6, expires_at = ?7, revoked_at = ?8, revoke_reason = ?9, \
+             replaced_by = ?10 WHERE id = ?1",
+        )
+        .bind(key.id.as_str())
+        .bind(&key.label)
+        .bind(key.status(now).holds_label())
+        .bind(Json(&key.scopes))
+        .bind(Json(&key.metadata))
+        .bind(micros(key.updated_at))
+        .bind(key.expires_at.map(micros))
+        .bind(key.revoked_at.map(micros))
+        .bind(&key.revoke_reason)
+        .bind(key.replaced_by.as_ref().map(KeyId::as_str))
+        .execute(&mut *self.0)
+        .await
+        .map_err(|e| label_conflict(e, &key.project, &key.label))?;
+        Ok(())
+    }
+
+    async fn audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_events (at, actor_key_id, action, project, target_key_id, source, details) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(micros(event.at))
+        .bind(event.actor.as_ref().map(KeyId::as_str))
+        .bind(event.action.as_str())
+        .bind(&event.project)
+        .bind(event.target.as_str())
+        .bind(&event.source)
+        .bind(Json(&event.details))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(self) -> Result<(), StoreError> {
+        self.0.commit().await?;
+        Ok(())
+    }
+
+    async fn rollback(self) -> Result<(), StoreError> {
+        self.0.rollback().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, project, scopes, expires_at, revoked_at FROM keys WHERE digest = ?",
+        )
+        .bind(digest.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let scopes: Json<Vec<String>> = row.try_get("scopes")?;
+        Ok(Some(KeyRecord {
+            id: KeyId::from_trusted(row.try_get("id")?),
+            project: row.try_get::<String, _>("project")?.into(),
+            scopes: scopes.0.into_iter().map(String::into_boxed_str).collect(),
+            expires_at: time_opt(row.try_get("expires_at")?)?,
+            revoked_at: time_opt(row.try_get("revoked_at")?)?,
+        }))
+    }
+
+    async fn get(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM keys WHERE id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<StoredKey>, StoreError> {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new(concat!("SELECT ", key_columns!(), " FROM keys WHERE 1"));
+        sql::push_list_filters(&mut qb, query, micros(query.now));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn insert(&self, key: &NewKey, audit: &AuditEvent) -> Result<StoredKey, StoreError> {
+        writes::insert(self.begin().await?, key, audit).await
+    }
+
+    async fn revoke(
+        &self,
+        id: &KeyId,
+        at: DateTime<Utc>,
+        reason: &str,
+        audit: &AuditEvent,
+    ) -> Result<StoredKey, StoreError> {
+        writes::revoke(self.begin().await?, id, at, reason, audit).await
+    }
+
+    async fn rotate(
+        &self,
+        old: &KeyId,
+        new: &NewKey,
+        old_revoked_at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<Rotated, StoreError> {
+        writes::rotate(self.begin().await?, old, new, old_revoked_at, audit).await
+    }
+
+    async fn update(
+        &self,
+        id: &KeyId,
+        changes: &KeyChanges,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<StoredKey, StoreError> {
+        writes::update(self.begin().await?, id, changes, now, audit).await
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT id, at, actor_key_id, action, project, target_key_id, source, details \
+             FROM audit_events WHERE 1",
+        );
+        sql::push_audit_filters(&mut qb, query, micros);
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredAudit {
+                    id: row.try_get("id")?,
+                    at: time(row.try_get("at")?)?,
+                    actor: row.try_get("actor_key_id")?,
+                    action: row.try_get("action")?,
+                    project: row.try_get("project")?,
+                    target: row.try_get("target_key_id")?,
+                    source: row.try_get("source")?,
+                    details: row.try_get::<Json<serde_json::Value>, _>("details")?.0,
+                })
+            })
+            .collect()
+    }
+}
+
+fn micros(time: DateTime<Utc>) -> i64 {
+    time.timestamp_micros()
+}
+
+fn time(micros: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| StoreError::Other(format!("stored time {micros} is out of range")))
+}
+
+fn time_opt(micros: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    micros.map(time).transpose()
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
+    let digest: Vec<u8> = row.try_get("digest")?;
+    Ok(StoredKey {
+        id: KeyId::from_trusted(row.try_get("id")?),
+        project: row.try_get("project")?,
+        label: row.try_get("label")?,
+        digest: Digest::from_slice(&digest)
+            .ok_or_else(|| StoreError::Other("stored digest is not 32 bytes".to_owned()))?,
+        hint: row.try_get("hint")?,
+        scopes: row.try_get::<Json<Vec<String>>, _>("scopes")?.0,
+        metadata: row
+            .try_get::<Json<BTreeMap<String, String>>, _>("metadata")?
+            .0,
+        created_at: time(row.try_get("created_at")?)?,
+        updated_at: time(row.try_get("updated_at")?)?,
+        expires_at: time_opt(row.try_get("expires_at")?)?,
+        revoked_at: time_opt(row.try_get("revoked_at")?)?,
+        revoke_reason: row.try_get("revoke_reason")?,
+        replaced_by: row
+            .try_get::<Option<String>, _>("replaced_by")?
+            .map(KeyId::from_trusted),
+        replaces: row
+            .try_get::<Option<String>, _>("replaces")?
+            .map(KeyId::from_trusted),
+    })
+}

@@ -1,0 +1,114 @@
+//! A store wrapper that counts the calls reaching the real store.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keyward::{
+    key::{Digest, KeyId},
+    record::KeyRecord,
+    store::{
+        AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, Rotated, StoreError,
+        StoredAudit, StoredKey,
+    },
+};
+
+pub struct CountingStore {
+    inner: Arc<dyn KeyStore>,
+    /// Calls of every kind.
+    pub calls: AtomicUsize,
+    /// Hot-path reads (`find_by_digest`) only.
+    pub lookups: AtomicUsize,
+}
+
+impl CountingStore {
+    pub fn new(inner: Arc<dyn KeyStore>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            calls: AtomicUsize::new(0),
+            lookups: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl KeyStore for CountingStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.count();
+        self.inner.migrate().await
+    }
+
+    async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
+        self.count();
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.find_by_digest(digest).await
+    }
+
+    async fn get(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        self.count();
+        self.inner.get(id).await
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<StoredKey>, StoreError> {
+        self.count();
+        self.inner.list(query).await
+    }
+
+    async fn insert(&self, key: &NewKey, audit: &AuditEvent) -> Result<StoredKey, StoreError> {
+        self.count();
+        self.inner.insert(key, audit).await
+    }
+
+    async fn revoke(
+        &self,
+        id: &KeyId,
+        at: DateTime<Utc>,
+        reason: &str,
+        audit: &AuditEvent,
+    ) -> Result<StoredKey, StoreError> {
+        self.count();
+        self.inner.revoke(id, at, reason, audit).await
+    }
+
+    async fn rotate(
+        &self,
+        old: &KeyId,
+        new: &NewKey,
+        old_revoked_at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<Rotated, StoreError> {
+        self.count();
+        self.inner.rotate(old, new, old_revoked_at, audit).await
+    }
+
+    async fn update(
+        &self,
+        id: &KeyId,
+        changes: &KeyChanges,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<StoredKey, StoreError> {
+        self.count();
+        self.inner.update(id, changes, now, audit).await
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
+        self.count();
+        self.inner.list_audit(query).await
+    }
+}

@@ -1,0 +1,256 @@
+//! Shared test support: real databases in private namespaces, and the real
+//! server on a random port.
+#![allow(dead_code)]
+
+pub mod counting;
+
+use std::{sync::Arc, time::Duration};
+
+use keyward::{
+    config::Config,
+    proto::v1::key_service_client::KeyServiceClient,
+    startup::{Application, State},
+    store::KeyStore,
+};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{Request, metadata::MetadataValue, transport::Channel};
+
+const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Whether missing services must fail tests (CI) rather than skip them.
+pub fn required() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase()
+    )
+}
+
+/// A database for one test: a fresh SQLite file or a fresh Postgres schema,
+/// removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    pg_schema: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("keyward.db").display());
+        Self {
+            url,
+            pg_schema: None,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A private schema in the test Postgres (`KEYWARD_TEST_POSTGRES_URL`,
+    /// default the local `test` database). `None` means skip: only allowed
+    /// outside CI.
+    pub async fn postgres() -> Option<Self> {
+        let base =
+            std::env::var("KEYWARD_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_PG.to_owned());
+        let connected =
+            tokio::time::timeout(Duration::from_secs(5), sqlx::PgPool::connect(&base)).await;
+        let pool = match connected {
+            Ok(Ok(pool)) => pool,
+            other => {
+                let why = match other {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".to_owned(),
+                };
+                assert!(
+                    !required(),
+                    "CI is set but Postgres at {base} is unreachable: {why}"
+                );
+                eprintln!(
+                    "SKIPPED: Postgres at {base} is unreachable ({why}); set CI to make this fail"
+                );
+                return None;
+            }
+        };
+        let schema = unique("kwtest");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+        Some(Self {
+            url,
+            pg_schema: Some((base, schema)),
+            _dir: None,
+        })
+    }
+
+    pub async fn store(&self) -> Arc<dyn KeyStore> {
+        let store = keyward::store::connect(&self.url, &Default::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((base, schema)) = self.pg_schema.take() else {
+            return;
+        };
+        // Drop runs outside any runtime: use a small one of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&base).await {
+                    // Never hang a test run on a lock some pool still holds.
+                    let _ = sqlx::query("SET lock_timeout = '5s'").execute(&pool).await;
+                    let _ =
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                            .execute(&pool)
+                            .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Runs a test body against SQLite and, when reachable, Postgres.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$body($crate::common::TestDb::sqlite()).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(db) = $crate::common::TestDb::postgres().await {
+                    super::$body(db).await;
+                }
+            }
+        }
+    };
+}
+
+/// A keyward server running in this process on a random port.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub state: State,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn config(db_url: &str, extra: &[&str]) -> Config {
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        db_url,
+        "--drain-timeout",
+        "2s",
+    ];
+    args.extend_from_slice(extra);
+    Config::from_args(args).unwrap()
+}
+
+impl TestApp {
+    pub async fn spawn(db: &TestDb) -> Self {
+        Self::spawn_with(config(&db.url, &[]), None).await
+    }
+
+    /// Starts a server; with `store`, over that store instead of the URL's.
+    pub async fn spawn_with(config: Config, store: Option<Arc<dyn KeyStore>>) -> Self {
+        let app = match store {
+            Some(store) => Application::build_with_store(config, store).await,
+            None => Application::build(config).await,
+        }
+        .unwrap();
+        let addr = app.local_addr();
+        let state = app.state().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            state,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn client(&self) -> KeyServiceClient<Channel> {
+        KeyServiceClient::connect(self.url()).await.unwrap()
+    }
+
+    /// Writes an all-projects admin key, as `keyward admin bootstrap` does.
+    pub async fn bootstrap(&self) -> String {
+        let label = unique("admin");
+        let (secret, _) = self.state.admin.bootstrap(label).await.unwrap();
+        secret.into_exposed()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A request carrying `authorization: Bearer <key>`.
+pub fn with_key<T>(message: T, key: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    let value: MetadataValue<_> = format!("Bearer {key}").parse().unwrap();
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+/// Everything the database holds, as text: the raw SQLite files (WAL
+/// included), or every Postgres row as JSON.
+pub async fn dump_database(db: &TestDb) -> String {
+    if let Some(path) = db.url.strip_prefix("sqlite:") {
+        let mut text = String::new();
+        for suffix in ["", "-wal"] {
+            if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
+                text.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+        return text;
+    }
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut text = String::new();
+    for table in ["keys", "audit_events"] {
+        let sql = format!("SELECT row_to_json(t)::text FROM {table} t");
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        text.push_str(&rows.join("\n"));
+    }
+    text
+}
