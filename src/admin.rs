@@ -1,0 +1,327 @@
+//! Admin operations: issue, revoke, rotate, update, get, list.
+//!
+//! Each write goes to the store first (with its audit event, in one
+//! transaction), then the key's digest is invalidated in the caches, so a
+//! write that did not commit never changes what Verify answers.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use crate::{
+    cache::KeyLookup,
+    error::Error,
+    key::{KeyId, SecretKey, format},
+    scope,
+    store::{
+        AuditAction, AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, StoredAudit,
+        StoredKey,
+    },
+};
+
+pub use crate::store::KeyStatus;
+
+/// The project whose admin keys reach every project.
+pub const ADMIN_PROJECT: &str = "keyward";
+/// Rotation grace when the request names none.
+pub const DEFAULT_GRACE: Duration = Duration::hours(24);
+pub const MAX_GRACE: Duration = Duration::days(30);
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// Which projects an admin key may act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    AllProjects,
+    Project(Arc<str>),
+}
+
+/// Who is making an admin call.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The admin key's id; `None` for local commands such as bootstrap.
+    pub key_id: Option<KeyId>,
+    pub reach: Reach,
+    /// The caller's address, for the audit trail.
+    pub source: String,
+}
+
+impl Actor {
+    fn check_reach(&self, project: &str) -> Result<(), Error> {
+        match &self.reach {
+            Reach::AllProjects => Ok(()),
+            Reach::Project(own) if **own == *project => Ok(()),
+            Reach::Project(own) => Err(Error::PermissionDenied(format!(
+                "this admin key manages project {own:?} only, not {project:?}"
+            ))),
+        }
+    }
+
+    fn event(
+        &self,
+        action: AuditAction,
+        key: &StoredKey,
+        at: DateTime<Utc>,
+        details: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            at,
+            actor: self.key_id.clone(),
+            action,
+            project: key.project.clone(),
+            target: key.id.clone(),
+            source: self.source.clone(),
+            details,
+        }
+    }
+}
+
+/// A validated Issue request.
+#[derive(Debug, Clone)]
+pub struct IssueInput {
+    pub project: String,
+    pub label: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A validated ListKeys request.
+#[derive(Debug, Clone, Default)]
+pub struct ListInput {
+    pub project: Option<String>,
+    pub status: Option<KeyStatus>,
+    pub label: Option<String>,
+    pub page_size: u32,
+    /// Resume after this key (from the page token).
+    pub after: Option<KeyId>,
+}
+
+pub struct Page {
+    pub keys: Vec<StoredKey>,
+    /// The last key of this page when another page follows.
+    pub next: Option<KeyId>,
+}
+
+pub struct Admin {
+    store: Arc<dyn KeyStore>,
+    lookup: Arc<KeyLookup>,
+}
+
+impl Admin {
+    pub fn new(store: Arc<dyn KeyStore>, lookup: Arc<KeyLookup>) -> Self {
+        Self { store, lookup }
+    }
+
+    pub async fn issue(
+        &self,
+        actor: &Actor,
+        input: IssueInput,
+    ) -> Result<(SecretKey, StoredKey), Error> {
+        actor.check_reach(&input.project)?;
+        let now = Utc::now();
+        if let Some(at) = input.expires_at {
+            crate::validate::future_time("expires_at", at, now)?;
+        }
+        let (secret, new) = new_key(input, now, None);
+        let details = json!({
+            "label": new.label,
+            "scopes": new.scopes,
+            "expires_at": new.expires_at,
+        });
+        let stored_view = new.to_stored();
+        let event = actor.event(AuditAction::Issue, &stored_view, now, details);
+        let stored = self.store.insert(&new, &event).await?;
+        self.lookup.invalidate(&stored.digest).await;
+        Ok((secret, stored))
+    }
+
+    pub async fn get(&self, actor: &Actor, id: &KeyId) -> Result<StoredKey, Error> {
+        let key = self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no key with id {id}")))?;
+        actor.check_reach(&key.project)?;
+        Ok(key)
+    }
+
+    pub async fn revoke(
+        &self,
+        actor: &Actor,
+        id: &KeyId,
+        reason: &str,
+    ) -> Result<StoredKey, Error> {
+        let key = self.get(actor, id).await?;
+        let now = Utc::now();
+        let event = actor.event(AuditAction::Revoke, &key, now, json!({ "reason": reason }));
+        let revoked = self.store.revoke(id, now, reason, &event).await?;
+        self.lookup.invalidate(&revoked.digest).await;
+        Ok(revoked)
+    }
+
+    /// Replaces a key; the old one works for `grace` more (zero: not at all).
+    pub async fn rotate(
+        &self,
+        actor: &Actor,
+        id: &KeyId,
+        grace: Duration,
+    ) -> Result<(SecretKey, StoredKey, StoredKey), Error> {
+        let old = self.get(actor, id).await?;
+        let now = Utc::now();
+        let input = IssueInput {
+            project: old.project.clone(),
+            label: old.label.clone(),
+            scopes: old.scopes.clone(),
+            // A key that had a lifetime gets the same lifetime again.
+            expires_at: old.expires_at.map(|at| now + (at - old.created_at)),
+            metadata: old.metadata.clone(),
+        };
+        let (secret, new) = new_key(input, now, Some(old.id.clone()));
+        let details =
+            json!({ "new_key_id": new.id.as_str(), "grace_seconds": grace.num_seconds() });
+        let event = actor.event(AuditAction::Rotate, &old, now, details);
+        let rotated = self.store.rotate(id, &new, now + grace, &event).await?;
+        self.lookup.invalidate(&rotated.old.digest).await;
+        self.lookup.invalidate(&rotated.new.digest).await;
+        Ok((secret, rotated.new, rotated.old))
+    }
+
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: &KeyId,
+        changes: KeyChanges,
+    ) -> Result<StoredKey, Error> {
+        let key = self.get(actor, id).await?;
+        let now = Utc::now();
+        let mut fields = Vec::new();
+        if changes.label.is_some() {
+            fields.push("label");
+        }
+        if changes.scopes.is_some() {
+            fields.push("scopes");
+        }
+        if let Some(expires_at) = changes.expires_at {
+            if let Some(at) = expires_at {
+                crate::validate::future_time("expires_at", at, now)?;
+            }
+            fields.push("expires_at");
+        }
+        if changes.metadata.is_some() {
+            fields.push("metadata");
+        }
+        let event = actor.event(AuditAction::Update, &key, now, json!({ "fields": fields }));
+        let updated = self.store.update(id, &changes, now, &event).await?;
+        self.lookup.invalidate(&updated.digest).await;
+        Ok(updated)
+    }
+
+    pub async fn list(&self, actor: &Actor, input: ListInput) -> Result<Page, Error> {
+        let project = match (&actor.reach, input.project) {
+            (Reach::Project(own), None) => Some(own.to_string()),
+            (_, Some(project)) => {
+                actor.check_reach(&project)?;
+                Some(project)
+            }
+            (Reach::AllProjects, None) => None,
+        };
+        let limit = page_size(input.page_size);
+        let query = ListQuery {
+            project,
+            status: input.status,
+            label: input.label,
+            before: input.after,
+            limit: limit + 1,
+            now: Utc::now(),
+        };
+        let mut keys = self.store.list(&query).await?;
+        let next = if keys.len() > limit as usize {
+            keys.truncate(limit as usize);
+            keys.last().map(|k| k.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { keys, next })
+    }
+
+    /// Audit events, newest first; project admins see their project only.
+    pub async fn audit(
+        &self,
+        actor: &Actor,
+        mut query: AuditQuery,
+    ) -> Result<(Vec<StoredAudit>, Option<i64>), Error> {
+        match (&actor.reach, &query.project) {
+            (Reach::Project(own), None) => query.project = Some(own.to_string()),
+            (_, Some(project)) => actor.check_reach(project)?,
+            (Reach::AllProjects, None) => {}
+        }
+        let limit = page_size(query.limit);
+        query.limit = limit + 1;
+        let mut events = self.store.list_audit(&query).await?;
+        let next = if events.len() > limit as usize {
+            events.truncate(limit as usize);
+            events.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok((events, next))
+    }
+
+    /// Writes an all-projects admin key straight to the store, for the first
+    /// admin of a new deployment.
+    pub async fn bootstrap(&self, label: String) -> Result<(SecretKey, StoredKey), Error> {
+        let actor = Actor {
+            key_id: None,
+            reach: Reach::AllProjects,
+            source: "cli".to_owned(),
+        };
+        let now = Utc::now();
+        let input = IssueInput {
+            project: ADMIN_PROJECT.to_owned(),
+            label,
+            scopes: vec![scope::ADMIN.to_owned()],
+            expires_at: None,
+            metadata: BTreeMap::from([(
+                "created_by".to_owned(),
+                "keyward admin bootstrap".to_owned(),
+            )]),
+        };
+        let (secret, new) = new_key(input, now, None);
+        let event = actor.event(
+            AuditAction::Bootstrap,
+            &new.to_stored(),
+            now,
+            json!({ "label": new.label }),
+        );
+        let stored = self.store.insert(&new, &event).await?;
+        self.lookup.invalidate(&stored.digest).await;
+        Ok((secret, stored))
+    }
+}
+
+fn page_size(requested: u32) -> u32 {
+    match requested {
+        0 => DEFAULT_PAGE_SIZE,
+        n => n.min(MAX_PAGE_SIZE),
+    }
+}
+
+fn new_key(input: IssueInput, now: DateTime<Utc>, replaces: Option<KeyId>) -> (SecretKey, NewKey) {
+    let secret = format::generate(&format::prefix_for_project(&input.project));
+    let parsed = format::parse(secret.expose()).expect("generated keys parse");
+    let new = NewKey {
+        id: KeyId::generate(),
+        project: input.project,
+        label: input.label,
+        digest: crate::key::Digest::of(parsed),
+        hint: format::hint(&secret),
+        scopes: input.scopes,
+        metadata: input.metadata,
+        created_at: now,
+        expires_at: input.expires_at,
+        replaces,
+    };
+    (secret, new)
+}

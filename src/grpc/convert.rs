@@ -1,0 +1,193 @@
+//! Conversions between the wire types and keyward's own.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Duration, Utc};
+
+use crate::{
+    decision::Reason,
+    error::Error,
+    key::KeyId,
+    proto::v1 as pb,
+    store::{KeyStatus, StoredKey},
+    verify::Verdict,
+};
+
+pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos() as i32,
+    }
+}
+
+pub fn from_timestamp(field: &str, ts: &prost_types::Timestamp) -> Result<DateTime<Utc>, Error> {
+    let nanos = u32::try_from(ts.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)
+        .ok_or_else(|| Error::invalid(field, "nanos must be 0 to 999,999,999"))?;
+    DateTime::from_timestamp(ts.seconds, nanos).ok_or_else(|| Error::invalid(field, "out of range"))
+}
+
+pub fn from_duration(field: &str, d: &prost_types::Duration) -> Result<Duration, Error> {
+    if d.seconds < 0 || d.nanos < 0 {
+        return Err(Error::invalid(field, "must not be negative"));
+    }
+    if d.nanos >= 1_000_000_000 {
+        return Err(Error::invalid(field, "nanos must be 0 to 999,999,999"));
+    }
+    Duration::try_seconds(d.seconds)
+        .and_then(|s| s.checked_add(&Duration::nanoseconds(i64::from(d.nanos))))
+        .ok_or_else(|| Error::invalid(field, "out of range"))
+}
+
+pub fn reason(reason: Reason) -> pb::Reason {
+    match reason {
+        Reason::Ok => pb::Reason::Ok,
+        Reason::Missing => pb::Reason::Missing,
+        Reason::Malformed => pb::Reason::Malformed,
+        Reason::Unknown => pb::Reason::Unknown,
+        Reason::Revoked => pb::Reason::Revoked,
+        Reason::Expired => pb::Reason::Expired,
+        Reason::InsufficientScope => pb::Reason::InsufficientScope,
+        Reason::RateLimited => pb::Reason::RateLimited,
+        Reason::QuotaExceeded => pb::Reason::QuotaExceeded,
+        Reason::SourceNotAllowed => pb::Reason::SourceNotAllowed,
+    }
+}
+
+pub fn status(status: KeyStatus) -> pb::KeyStatus {
+    match status {
+        KeyStatus::Active => pb::KeyStatus::Active,
+        KeyStatus::Rotating => pb::KeyStatus::Rotating,
+        KeyStatus::Revoked => pb::KeyStatus::Revoked,
+        KeyStatus::Expired => pb::KeyStatus::Expired,
+    }
+}
+
+pub fn status_filter(field: &str, value: i32) -> Result<Option<KeyStatus>, Error> {
+    match pb::KeyStatus::try_from(value) {
+        Ok(pb::KeyStatus::Unspecified) => Ok(None),
+        Ok(pb::KeyStatus::Active) => Ok(Some(KeyStatus::Active)),
+        Ok(pb::KeyStatus::Rotating) => Ok(Some(KeyStatus::Rotating)),
+        Ok(pb::KeyStatus::Revoked) => Ok(Some(KeyStatus::Revoked)),
+        Ok(pb::KeyStatus::Expired) => Ok(Some(KeyStatus::Expired)),
+        Err(_) => Err(Error::invalid(field, format!("unknown status {value}"))),
+    }
+}
+
+pub fn key_info(key: &StoredKey, now: DateTime<Utc>) -> pb::KeyInfo {
+    pb::KeyInfo {
+        id: key.id.to_string(),
+        project: key.project.clone(),
+        label: key.label.clone(),
+        scopes: key.scopes.clone(),
+        status: status(key.status(now)).into(),
+        hint: key.hint.clone(),
+        created_at: Some(timestamp(key.created_at)),
+        expires_at: key.expires_at.map(timestamp),
+        revoked_at: key.revoked_at.map(timestamp),
+        metadata: key.metadata.clone().into_iter().collect(),
+        updated_at: Some(timestamp(key.updated_at)),
+        revoke_reason: key.revoke_reason.clone().unwrap_or_default(),
+        replaced_by: key
+            .replaced_by
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        replaces: key
+            .replaces
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+    }
+}
+
+pub fn verify_response(verdict: &Verdict) -> pb::VerifyResponse {
+    let mut response = pb::VerifyResponse {
+        allowed: verdict.allowed(),
+        reason: reason(verdict.reason).into(),
+        ..Default::default()
+    };
+    if let Some(record) = &verdict.record {
+        response.key_id = record.id.to_string();
+        response.project = record.project.to_string();
+        response.scopes = record.scopes.iter().map(|s| s.to_string()).collect();
+        response.expires_at = record.expires_at.map(timestamp);
+    }
+    response
+}
+
+/// Page tokens are opaque to clients; a version tag lets the format change.
+const PAGE_TOKEN_VERSION: &str = "1:";
+
+pub fn page_token(last: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_VERSION}{last}"))
+}
+
+pub fn parse_page_token(field: &str, token: &str) -> Result<Option<String>, Error> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || Error::invalid(field, "not a token this server issued");
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let cursor = text.strip_prefix(PAGE_TOKEN_VERSION).ok_or_else(invalid)?;
+    Ok(Some(cursor.to_owned()))
+}
+
+pub fn key_page_cursor(field: &str, token: &str) -> Result<Option<KeyId>, Error> {
+    parse_page_token(field, token)?
+        .map(|c| {
+            c.parse()
+                .map_err(|_| Error::invalid(field, "not a token this server issued"))
+        })
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_and_reject_bad_nanos() {
+        let now = Utc::now();
+        assert_eq!(from_timestamp("t", &timestamp(now)).unwrap(), now);
+        let bad = prost_types::Timestamp {
+            seconds: 0,
+            nanos: -1,
+        };
+        assert!(from_timestamp("t", &bad).is_err());
+    }
+
+    #[test]
+    fn durations_must_not_be_negative() {
+        let d = prost_types::Duration {
+            seconds: 90,
+            nanos: 5,
+        };
+        assert_eq!(
+            from_duration("g", &d).unwrap(),
+            Duration::seconds(90) + Duration::nanoseconds(5)
+        );
+        assert!(
+            from_duration(
+                "g",
+                &prost_types::Duration {
+                    seconds: -1,
+                    nanos: 0
+                }
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let id = KeyId::generate();
+        let token = page_token(id.as_str());
+        assert_eq!(key_page_cursor("page_token", &token).unwrap(), Some(id));
+        assert_eq!(key_page_cursor("page_token", "").unwrap(), None);
+        assert!(key_page_cursor("page_token", "!!!").is_err());
+        assert!(key_page_cursor("page_token", &URL_SAFE_NO_PAD.encode("2:x")).is_err());
+        assert!(key_page_cursor("page_token", &page_token("not-an-id")).is_err());
+    }
+}

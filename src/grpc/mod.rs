@@ -1,0 +1,11 @@
+//! The gRPC surface: services, admin authentication, wire conversions and
+//! the single error → status mapping.
+
+pub mod admin_auth;
+pub mod convert;
+pub mod key_service;
+mod status;
+
+/// Largest request keyward decodes: generous for any real request, small
+/// enough that a client cannot make the server buffer megabytes.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;

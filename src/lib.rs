@@ -1,0 +1,32 @@
+//! Keyward: an API-key authority for microservices.
+//!
+//! A map of the crate, from the outside in:
+//! - [`cli`]: the `keyward` command line (server, migrations, admin client).
+//! - [`config`]: flags and `KEYWARD_*` variables for `keyward serve`.
+//! - [`startup`]: builds the gRPC server ([`startup::Application`]).
+//! - [`grpc`]: the gRPC services and the one place errors become statuses.
+//! - [`admin`]: issue, revoke, rotate, update: store write, then cache eviction.
+//! - [`verify`]: the hot path shared by Verify, ext_authz and admin auth.
+//! - [`decision`]: the pure decision on a key record.
+//! - [`cache`]: the tiered lookup (in-process L1, then the store).
+//! - [`store`]: the `KeyStore` trait and its Postgres and SQLite engines.
+//! - [`key`], [`scope`], [`record`]: the vocabulary.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod decision;
+pub mod error;
+pub mod grpc;
+pub mod key;
+pub mod proto;
+pub mod record;
+pub mod scope;
+pub mod shutdown;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod validate;
+pub mod verify;

@@ -1,0 +1,200 @@
+//! Limits on what clients may send, checked before anything is stored. Each
+//! failure names the field, so a client can tell what to fix.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::{error::Error, key::KeyId, scope};
+
+pub const MAX_NAME: usize = 128;
+pub const MAX_KEY: usize = 512;
+pub const MAX_SCOPES: usize = 64;
+pub const MAX_METADATA: usize = 64;
+pub const MAX_METADATA_VALUE: usize = 1024;
+pub const MAX_REASON: usize = 512;
+
+/// A project or label: 1 to 128 bytes, no control characters.
+pub fn name(field: &str, value: &str) -> Result<(), Error> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_NAME {
+        return Err(Error::invalid(
+            field,
+            format!("longer than {MAX_NAME} bytes"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Scopes to grant: at most 64 valid scopes; duplicates are dropped.
+pub fn granted_scopes(field: &str, scopes: Vec<String>) -> Result<Vec<String>, Error> {
+    if scopes.len() > MAX_SCOPES {
+        return Err(Error::invalid(
+            field,
+            format!("more than {MAX_SCOPES} scopes"),
+        ));
+    }
+    let mut unique = Vec::with_capacity(scopes.len());
+    for (i, s) in scopes.into_iter().enumerate() {
+        scope::validate(&s).map_err(|e| Error::invalid(format!("{field}[{i}]"), e.to_string()))?;
+        if !unique.contains(&s) {
+            unique.push(s);
+        }
+    }
+    Ok(unique)
+}
+
+/// Scopes a call requires: checked cheaply, since this runs on every Verify.
+pub fn required_scopes(field: &str, scopes: &[String]) -> Result<(), Error> {
+    if scopes.len() > MAX_SCOPES {
+        return Err(Error::invalid(
+            field,
+            format!("more than {MAX_SCOPES} scopes"),
+        ));
+    }
+    for (i, s) in scopes.iter().enumerate() {
+        if s.is_empty() || s.len() > scope::MAX_LEN {
+            return Err(Error::invalid(
+                format!("{field}[{i}]"),
+                format!("must be 1 to {} bytes", scope::MAX_LEN),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn metadata(field: &str, metadata: &BTreeMap<String, String>) -> Result<(), Error> {
+    if metadata.len() > MAX_METADATA {
+        return Err(Error::invalid(
+            field,
+            format!("more than {MAX_METADATA} entries"),
+        ));
+    }
+    for (k, v) in metadata {
+        if k.is_empty() || k.len() > MAX_NAME {
+            return Err(Error::invalid(
+                field,
+                format!("keys must be 1 to {MAX_NAME} bytes"),
+            ));
+        }
+        if v.len() > MAX_METADATA_VALUE {
+            return Err(Error::invalid(
+                format!("{field}[{k}]"),
+                format!("longer than {MAX_METADATA_VALUE} bytes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn key_length(field: &str, key: &str) -> Result<(), Error> {
+    if key.len() > MAX_KEY {
+        return Err(Error::invalid(
+            field,
+            format!("longer than {MAX_KEY} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn key_id(field: &str, id: &str) -> Result<KeyId, Error> {
+    if id.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    id.parse()
+        .map_err(|e: crate::key::InvalidKeyId| Error::invalid(field, e.to_string()))
+}
+
+pub fn future_time(field: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), Error> {
+    if at <= now {
+        return Err(Error::invalid(field, "must be in the future"));
+    }
+    Ok(())
+}
+
+pub fn reason(field: &str, reason: &str) -> Result<(), Error> {
+    if reason.len() > MAX_REASON {
+        return Err(Error::invalid(
+            field,
+            format!("longer than {MAX_REASON} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(result: Result<impl std::fmt::Debug, Error>) -> String {
+        match result {
+            Err(Error::InvalidArgument { field, .. }) => field,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_are_bounded_and_printable() {
+        assert!(name("project", "acme").is_ok());
+        assert_eq!(field_of(name("project", "")), "project");
+        assert_eq!(field_of(name("label", &"x".repeat(129))), "label");
+        assert!(name("label", &"x".repeat(128)).is_ok());
+        assert_eq!(field_of(name("label", "a\nb")), "label");
+    }
+
+    #[test]
+    fn granted_scopes_name_the_bad_one_and_drop_duplicates() {
+        let ok = granted_scopes(
+            "scopes",
+            vec!["a:read".into(), "a:read".into(), "b:*".into()],
+        );
+        assert_eq!(ok.unwrap(), vec!["a:read".to_string(), "b:*".to_string()]);
+        assert_eq!(
+            field_of(granted_scopes("scopes", vec!["a".into(), "".into()])),
+            "scopes[1]"
+        );
+        assert_eq!(
+            field_of(granted_scopes("scopes", vec!["s".into(); 65])),
+            "scopes"
+        );
+    }
+
+    #[test]
+    fn required_scopes_are_bounded() {
+        assert!(required_scopes("required_scopes", &["a".into()]).is_ok());
+        assert_eq!(
+            field_of(required_scopes("required_scopes", &["".into()])),
+            "required_scopes[0]"
+        );
+        assert_eq!(
+            field_of(required_scopes("required_scopes", &vec!["a".into(); 65])),
+            "required_scopes"
+        );
+    }
+
+    #[test]
+    fn metadata_is_bounded() {
+        let mut m = BTreeMap::new();
+        m.insert("owner".to_string(), "team-a".to_string());
+        assert!(metadata("metadata", &m).is_ok());
+        m.insert("big".to_string(), "v".repeat(1025));
+        assert_eq!(field_of(metadata("metadata", &m)), "metadata[big]");
+        let empty_key: BTreeMap<_, _> = [(String::new(), String::new())].into();
+        assert_eq!(field_of(metadata("metadata", &empty_key)), "metadata");
+    }
+
+    #[test]
+    fn keys_and_ids() {
+        assert!(key_length("key", &"k".repeat(512)).is_ok());
+        assert_eq!(field_of(key_length("key", &"k".repeat(513))), "key");
+        assert_eq!(field_of(key_id("key_id", "nope")), "key_id");
+        assert_eq!(field_of(key_id("key_id", "")), "key_id");
+        let id = KeyId::generate();
+        assert_eq!(key_id("key_id", id.as_str()).unwrap(), id);
+    }
+}
