@@ -1,0 +1,80 @@
+//! One decision on an L1 hit — parse, checksum, digest, L1, decide — and its
+//! parts, so a regression can be traced to the step that caused it.
+//!
+//! `cargo bench --bench decision`
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use criterion::{Criterion, criterion_group, criterion_main};
+use keyward::{
+    admin::{Actor, Admin, IssueInput, Reach},
+    cache::{KeyLookup, LocalOptions},
+    decision,
+    key::{Digest, format},
+    store,
+    verify::Verifier,
+};
+
+fn l1_hit(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("bench.db").display());
+    let (verifier, key) = rt.block_on(async {
+        let store = store::connect(&url, &Default::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        let lookup = Arc::new(KeyLookup::new(store.clone(), &LocalOptions::default()));
+        let admin = Admin::new(store, lookup.clone());
+        let actor = Actor {
+            key_id: None,
+            reach: Reach::AllProjects,
+            source: "bench".into(),
+        };
+        let input = IssueInput {
+            project: "acme".into(),
+            label: "bench".into(),
+            scopes: vec!["orders:*".into(), "users:read".into()],
+            expires_at: Some(Utc::now() + chrono::Duration::days(1)),
+            metadata: Default::default(),
+        };
+        let (secret, _) = admin.issue(&actor, input).await.unwrap();
+        let verifier = Verifier::new(lookup);
+        let warm = verifier
+            .verify(secret.expose(), &["orders:read"])
+            .await
+            .unwrap();
+        assert!(warm.allowed());
+        (verifier, secret.into_exposed())
+    });
+    let required = ["orders:read".to_string()];
+
+    c.bench_function("verify_l1_hit", |b| {
+        b.to_async(&rt).iter(|| async {
+            let verdict = verifier.verify(&key, &required).await.unwrap();
+            assert!(verdict.allowed());
+            verdict
+        })
+    });
+
+    c.bench_function("parse_and_checksum", |b| {
+        b.iter(|| format::parse(std::hint::black_box(&key)).unwrap())
+    });
+    let parsed = format::parse(&key).unwrap();
+    c.bench_function("sha256_digest", |b| {
+        b.iter(|| Digest::of(std::hint::black_box(parsed)))
+    });
+    let record = rt
+        .block_on(verifier.lookup().find(&Digest::of(parsed)))
+        .unwrap()
+        .record
+        .unwrap();
+    c.bench_function("decide", |b| {
+        b.iter(|| decision::decide(Some(std::hint::black_box(&*record)), &required, Utc::now()))
+    });
+}
+
+criterion_group!(benches, l1_hit);
+criterion_main!(benches);

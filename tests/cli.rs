@@ -1,0 +1,292 @@
+//! The `keyward` binary as a user runs it: `serve`, `admin bootstrap` and the
+//! `keys` client, against SQLite and Postgres, with debug logs captured and
+//! searched for secrets.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Output, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
+
+use common::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyward");
+
+/// A `keyward serve` process with its stderr (debug logs) captured.
+struct Server {
+    child: Child,
+    addr: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(db_url: &str) -> Self {
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--log",
+                "debug",
+            ])
+            .env("KEYWARD_DATABASE_URL", db_url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                    && event["message"] == "keyward listening"
+                {
+                    let _ = tx.send(event["addr"].as_str().unwrap_or_default().to_owned());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server did not start");
+        Self { child, addr, logs }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGTERM, then the exit status: graceful shutdown exits 0.
+    fn terminate(mut self) -> (bool, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let logs = self.logs.lock().unwrap().join("\n");
+        (status.success(), logs)
+    }
+}
+
+fn keys(server: &Server, admin: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("keys")
+        .args(args)
+        .env("KEYWARD_SERVER", server.url())
+        .env("KEYWARD_ADMIN_KEY", admin)
+        .output()
+        .unwrap()
+}
+
+fn verify(server: &Server, key: &str, scopes: &[&str]) -> Output {
+    let mut args = vec!["verify"];
+    for scope in scopes {
+        args.extend(["--scope", scope]);
+    }
+    Command::new(BIN)
+        .arg("keys")
+        .args(&args)
+        .env("KEYWARD_SERVER", server.url())
+        .env("KEYWARD_KEY", key)
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout(&output)
+}
+
+fn json(output: Output) -> serde_json::Value {
+    serde_json::from_str(&ok(output)).unwrap()
+}
+
+fn quickstart(db: &TestDb) {
+    let server = Server::start(&db.url);
+
+    // Bootstrap works while the server runs and prints only the key.
+    let boot = Command::new(BIN)
+        .args(["admin", "bootstrap"])
+        .env("KEYWARD_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    let admin = ok(boot);
+    assert_eq!(
+        admin.lines().count(),
+        1,
+        "bootstrap prints the key alone: {admin:?}"
+    );
+    let admin = admin.trim().to_owned();
+    assert!(admin.starts_with("keyward_"));
+
+    let issued = json(keys(
+        &server,
+        &admin,
+        &[
+            "--json",
+            "issue",
+            "--project",
+            "acme",
+            "--label",
+            "checkout",
+            "--scope",
+            "orders:read",
+        ],
+    ));
+    let key = issued["key"].as_str().unwrap().to_owned();
+    let id = issued["info"]["id"].as_str().unwrap().to_owned();
+
+    // The human form prints the key alone on the first line.
+    let human = ok(keys(
+        &server,
+        &admin,
+        &["issue", "--project", "acme", "--label", "other"],
+    ));
+    assert!(human.lines().next().unwrap().starts_with("acme_"));
+
+    let allowed = verify(&server, &key, &["orders:read"]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", stdout(&allowed));
+    let denied = verify(&server, &key, &["orders:write"]);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        stdout(&denied).contains("INSUFFICIENT_SCOPE"),
+        "{}",
+        stdout(&denied)
+    );
+
+    let rotated = json(keys(
+        &server,
+        &admin,
+        &["--json", "rotate", &id, "--grace", "1s"],
+    ));
+    let new_key = rotated["key"].as_str().unwrap().to_owned();
+    let new_id = rotated["info"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        verify(&server, &key, &["orders:read"]).status.code(),
+        Some(0),
+        "old key works during grace"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let old = verify(&server, &key, &["orders:read"]);
+    assert_eq!(old.status.code(), Some(1));
+    assert!(stdout(&old).contains("REVOKED"), "{}", stdout(&old));
+    assert_eq!(
+        verify(&server, &new_key, &["orders:read"]).status.code(),
+        Some(0)
+    );
+
+    ok(keys(
+        &server,
+        &admin,
+        &["revoke", &new_id, "--reason", "done"],
+    ));
+    let revoked = verify(&server, &new_key, &[]);
+    assert!(stdout(&revoked).contains("REVOKED"), "{}", stdout(&revoked));
+
+    let listed = json(keys(
+        &server,
+        &admin,
+        &["--json", "list", "--project", "acme"],
+    ));
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 3);
+    let table = ok(keys(
+        &server,
+        &admin,
+        &["list", "--project", "acme", "--status", "revoked"],
+    ));
+    assert!(table.contains(&id) && table.contains(&new_id), "{table}");
+
+    let (clean_exit, logs) = server.terminate();
+    assert!(clean_exit, "SIGTERM should shut down cleanly");
+    assert!(
+        logs.contains("keyward stopped"),
+        "graceful shutdown is logged"
+    );
+    assert!(logs.contains("\"level\":\"DEBUG\""), "debug logging was on");
+    for secret in [&admin, &key, &new_key] {
+        let body = &secret[secret.len() - 49..secret.len() - 6];
+        assert!(!logs.contains(body), "a key's secret reached the logs");
+    }
+}
+
+#[test]
+fn quickstart_on_sqlite() {
+    quickstart(&TestDb::sqlite());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quickstart_on_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    tokio::task::spawn_blocking(move || quickstart(&db))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn migrate_and_help() {
+    let db = TestDb::sqlite();
+    let migrate = Command::new(BIN)
+        .arg("migrate")
+        .env("KEYWARD_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["keys", "--help"],
+        &["keys", "verify", "--help"],
+    ] {
+        let help = Command::new(BIN).args(args).output().unwrap();
+        assert!(help.status.success(), "{args:?}");
+        assert!(!help.stdout.is_empty());
+    }
+    let serve_help = String::from_utf8(
+        Command::new(BIN)
+            .args(["serve", "--help"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for var in [
+        "KEYWARD_LISTEN",
+        "KEYWARD_DATABASE_URL",
+        "KEYWARD_L1_TTL",
+        "KEYWARD_NO_MIGRATE",
+    ] {
+        assert!(serve_help.contains(var), "serve --help documents {var}");
+    }
+}
+
+#[test]
+fn a_bad_database_url_fails_clearly() {
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KEYWARD_DATABASE_URL", "mysql://nope")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unsupported database URL"), "{err}");
+}
