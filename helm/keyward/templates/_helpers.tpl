@@ -1,0 +1,141 @@
+{{/*
+Names, labels and the pieces the Deployment, the migration Job and the test
+pod share.
+*/}}
+
+{{- define "keyward.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: release name, plus the chart name unless the release name already
+contains it. Truncated to 63 characters (DNS label); suffixed objects
+(-migrate, -test) stay within 63 too.
+*/}}
+{{- define "keyward.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 55 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 55 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 55 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "keyward.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels. The server's pods are selected by name, instance and component
+"server", so the migration Job's pod (component "migration") and the test
+pod (component "test") never count as server pods for the Service, the
+PodDisruptionBudget, the HPA, the NetworkPolicy or topology spreading.
+*/}}
+{{- define "keyward.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "keyward.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{/* Labels of every object, without a component. */}}
+{{- define "keyward.commonLabels" -}}
+helm.sh/chart: {{ include "keyward.chart" . }}
+app.kubernetes.io/name: {{ include "keyward.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: keyward
+{{- end }}
+
+{{/* Labels of the server's objects. */}}
+{{- define "keyward.labels" -}}
+{{ include "keyward.commonLabels" . }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{- define "keyward.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "keyward.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "keyward.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret the pods read the URLs from: the team's own, or the chart's. */}}
+{{- define "keyward.secretName" -}}
+{{- default (include "keyward.fullname" .) .Values.existingSecret }}
+{{- end }}
+
+{{/*
+The Secret the migration hook reads: the team's own (it exists before the
+install), or the chart's hook copy (see templates/migrate-secret.yaml).
+*/}}
+{{- define "keyward.migrationSecretName" -}}
+{{- if .Values.existingSecret }}
+{{- .Values.existingSecret }}
+{{- else }}
+{{- printf "%s-migrate" (include "keyward.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* Fixed container ports; the Service maps its own ports onto them. */}}
+{{- define "keyward.grpcPort" -}}50051{{- end }}
+{{- define "keyward.metricsPort" -}}9090{{- end }}
+
+{{- define "keyward.terminationGracePeriodSeconds" -}}
+{{- add (int64 .Values.preStopSleepSeconds) (int64 .Values.drainTimeoutSeconds) 5 }}
+{{- end }}
+
+{{/*
+Checks that JSON schema cannot express. The database check runs only for a
+real install, upgrade or `helm template` (where .Release.IsInstall or
+.Release.IsUpgrade is true), so that `helm lint` of the default values stays
+clean while an install without a database fails at once with this message.
+*/}}
+{{- define "keyward.validate" -}}
+{{- if and (or .Release.IsInstall .Release.IsUpgrade) (not .Values.database.url) (not .Values.existingSecret) }}
+{{- fail "\n\nkeyward needs a database: set database.url (postgres://user:password@host:5432/db) or existingSecret (a Secret with the key database-url). See the chart's README." }}
+{{- end }}
+{{- if and .Values.serviceMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "\n\nserviceMonitor.enabled needs metrics.enabled: the ServiceMonitor scrapes the metrics port." }}
+{{- end }}
+{{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
+{{- fail "\n\ntls.enabled needs tls.secretName: a Secret of type kubernetes.io/tls with tls.crt and tls.key." }}
+{{- end }}
+{{- if and .Values.tls.clientCA.enabled (not .Values.tls.enabled) }}
+{{- fail "\n\ntls.clientCA.enabled needs tls.enabled." }}
+{{- end }}
+{{- end }}
+
+{{/*
+One probe handler. Native gRPC probes (grpc.health.v1) cannot do TLS, so with
+TLS on they fall back to a TCP check of the gRPC port.
+Call with (dict "root" $ "service" "<grpc health service name>").
+*/}}
+{{- define "keyward.probeHandler" -}}
+{{- if .root.Values.tls.enabled }}
+tcpSocket:
+  port: grpc
+{{- else }}
+grpc:
+  port: {{ include "keyward.grpcPort" .root }}
+  service: {{ .service | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Where the TLS Secret is mounted (a directory, so renewals show up). */}}
+{{- define "keyward.tlsDir" -}}/etc/keyward/tls{{- end }}
+{{- define "keyward.configDir" -}}/etc/keyward/config{{- end }}
