@@ -26,7 +26,7 @@ fn l1_hit(c: &mut Criterion) {
     let (verifier, key) = rt.block_on(async {
         let store = store::connect(&url, &Default::default()).await.unwrap();
         store.migrate().await.unwrap();
-        let lookup = Arc::new(KeyLookup::new(store.clone(), &LocalOptions::default()));
+        let lookup = Arc::new(KeyLookup::local(store.clone(), &LocalOptions::default()));
         let admin = Admin::new(store, lookup.clone());
         let actor = Actor {
             key_id: None,
@@ -67,7 +67,11 @@ fn l1_hit(c: &mut Criterion) {
         b.iter(|| Digest::of(std::hint::black_box(parsed)))
     });
     let record = rt
-        .block_on(verifier.lookup().find(&Digest::of(parsed)))
+        .block_on(
+            verifier
+                .lookup()
+                .find(&Digest::of(parsed), Utc::now().timestamp_micros()),
+        )
         .unwrap()
         .record
         .unwrap();

@@ -133,7 +133,9 @@ impl Admin {
         let stored_view = new.to_stored();
         let event = actor.event(AuditAction::Issue, &stored_view, now, details);
         let stored = self.store.insert(&new, &event).await?;
-        self.lookup.invalidate(&stored.digest).await;
+        self.lookup
+            .invalidate_created(&stored.digest, now.timestamp_micros())
+            .await;
         Ok((secret, stored))
     }
 
@@ -157,7 +159,9 @@ impl Admin {
         let now = Utc::now();
         let event = actor.event(AuditAction::Revoke, &key, now, json!({ "reason": reason }));
         let revoked = self.store.revoke(id, now, reason, &event).await?;
-        self.lookup.invalidate(&revoked.digest).await;
+        self.lookup
+            .invalidate(&revoked.digest, now.timestamp_micros())
+            .await;
         Ok(revoked)
     }
 
@@ -183,8 +187,12 @@ impl Admin {
             json!({ "new_key_id": new.id.as_str(), "grace_seconds": grace.num_seconds() });
         let event = actor.event(AuditAction::Rotate, &old, now, details);
         let rotated = self.store.rotate(id, &new, now + grace, &event).await?;
-        self.lookup.invalidate(&rotated.old.digest).await;
-        self.lookup.invalidate(&rotated.new.digest).await;
+        self.lookup
+            .invalidate(&rotated.old.digest, now.timestamp_micros())
+            .await;
+        self.lookup
+            .invalidate_created(&rotated.new.digest, now.timestamp_micros())
+            .await;
         Ok((secret, rotated.new, rotated.old))
     }
 
@@ -214,7 +222,9 @@ impl Admin {
         }
         let event = actor.event(AuditAction::Update, &key, now, json!({ "fields": fields }));
         let updated = self.store.update(id, &changes, now, &event).await?;
-        self.lookup.invalidate(&updated.digest).await;
+        self.lookup
+            .invalidate(&updated.digest, now.timestamp_micros())
+            .await;
         Ok(updated)
     }
 
@@ -296,7 +306,9 @@ impl Admin {
             json!({ "label": new.label }),
         );
         let stored = self.store.insert(&new, &event).await?;
-        self.lookup.invalidate(&stored.digest).await;
+        self.lookup
+            .invalidate_created(&stored.digest, now.timestamp_micros())
+            .await;
         Ok((secret, stored))
     }
 }

@@ -2,12 +2,54 @@
 //! `KEYWARD_*` environment variable, with defaults that run on a bare laptop
 //! (an SQLite file in the working directory, 127.0.0.1:50051).
 
-use std::{fmt, net::SocketAddr, time::Duration};
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
-use crate::{cache::LocalOptions, store::StoreOptions};
+use crate::{
+    cache::{LocalOptions, RedisOptions},
+    store::StoreOptions,
+};
+
+/// A connection URL that may hold a password: `Debug` shows only its scheme.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for SecretUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = self.0.split(':').next().unwrap_or("");
+        write!(f, "{scheme}:<redacted>")
+    }
+}
+
+/// Namespaces name Redis keys and bus channels: keep them plain.
+fn namespace(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 48
+        && value
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err("1 to 48 letters, digits, _ or -".to_owned())
+    }
+}
 
 /// Where the keys live.
-#[derive(clap::Args, Clone)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct DatabaseArgs {
     /// `postgres://user:pass@host/db` or `sqlite:PATH` (the file is created if
     /// missing). Prefer the variable: a URL with a password on the command
@@ -18,14 +60,14 @@ pub struct DatabaseArgs {
         default_value = "sqlite:keyward.db",
         hide_env_values = true
     )]
-    pub database_url: String,
+    pub database_url: SecretUrl,
 
     /// Connections in the database pool.
     #[arg(long, env = "KEYWARD_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
 
-    /// How long a query waits for a database connection before failing
-    /// UNAVAILABLE.
+    /// Bound on every database call but the hot-path read (admin reads and
+    /// writes, waiting for a connection); past it the call fails UNAVAILABLE.
     #[arg(long, env = "KEYWARD_DATABASE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub database_timeout: Duration,
 }
@@ -36,18 +78,6 @@ impl DatabaseArgs {
             max_connections: self.database_max_connections,
             acquire_timeout: self.database_timeout,
         }
-    }
-}
-
-/// The URL may hold a password: show only its scheme.
-impl fmt::Debug for DatabaseArgs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = self.database_url.split(':').next().unwrap_or("");
-        f.debug_struct("DatabaseArgs")
-            .field("database_url", &format_args!("{scheme}:<redacted>"))
-            .field("database_max_connections", &self.database_max_connections)
-            .field("database_timeout", &self.database_timeout)
-            .finish()
     }
 }
 
@@ -79,6 +109,43 @@ pub struct Config {
     #[arg(long, env = "KEYWARD_L1_NEGATIVE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub l1_negative_ttl: Duration,
 
+    /// Bound on the hot-path database read; past it the lookup counts as the
+    /// store being down (see --max-staleness).
+    #[arg(long, env = "KEYWARD_LOOKUP_TIMEOUT", default_value = "300ms", value_parser = humantime::parse_duration)]
+    pub lookup_timeout: Duration,
+
+    /// While the database is down, known keys confirmed less than this long
+    /// ago are still answered from the caches; anything else is UNAVAILABLE.
+    #[arg(long, env = "KEYWARD_MAX_STALENESS", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub max_staleness: Duration,
+
+    /// Redis URL (`redis://[:password@]host:port[/db]`). When set, Redis is
+    /// the shared cache (L2) and the invalidation bus of all replicas.
+    #[arg(long, env = "KEYWARD_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<SecretUrl>,
+
+    /// Prefix of Redis keys and of the invalidation channel (Redis or
+    /// Postgres), so several deployments can share one Redis or database.
+    #[arg(long, env = "KEYWARD_NAMESPACE", default_value = "keyward", value_parser = namespace)]
+    pub namespace: String,
+
+    /// How long Redis answers for a known key without the database.
+    #[arg(long, env = "KEYWARD_REDIS_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub redis_ttl: Duration,
+
+    /// How long Redis remembers that a key does not exist.
+    #[arg(long, env = "KEYWARD_REDIS_NEGATIVE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub redis_negative_ttl: Duration,
+
+    /// Bound on every Redis call; past it Redis is skipped until it answers
+    /// again.
+    #[arg(long, env = "KEYWARD_REDIS_TIMEOUT", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub redis_timeout: Duration,
+
+    /// Connections in the Redis pool.
+    #[arg(long, env = "KEYWARD_REDIS_POOL_SIZE", default_value_t = 16)]
+    pub redis_pool_size: usize,
+
     /// On SIGTERM, how long in-flight requests may take before the server
     /// exits anyway.
     #[arg(long, env = "KEYWARD_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -91,7 +158,25 @@ impl Config {
             capacity: self.l1_capacity,
             ttl: self.l1_ttl,
             negative_ttl: self.l1_negative_ttl,
+            keep: self.max_staleness,
         }
+    }
+
+    pub fn redis_options(&self) -> Option<RedisOptions> {
+        let url = self.redis_url.as_ref()?;
+        Some(RedisOptions {
+            url: url.expose().to_owned(),
+            namespace: self.namespace.clone(),
+            ttl: self.redis_ttl,
+            negative_ttl: self.redis_negative_ttl,
+            keep: self.max_staleness,
+            timeout: self.redis_timeout,
+            pool_size: self.redis_pool_size,
+            // Longer than a hot-path read and its fill can take, so a read
+            // that started before a write cannot refill what it invalidated.
+            tombstone_ttl: ((self.lookup_timeout + self.redis_timeout) * 2)
+                .max(Duration::from_secs(1)),
+        })
     }
 
     /// Parses flags as `keyward serve` would, ignoring the process's
@@ -122,17 +207,30 @@ mod tests {
         let config = Config::from_args(Vec::<String>::new()).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:50051");
         assert!(
-            config.database.database_url.starts_with("sqlite:")
+            config.database.database_url.expose().starts_with("sqlite:")
                 || std::env::var("KEYWARD_DATABASE_URL").is_ok()
         );
         assert_eq!(config.l1_ttl, Duration::from_secs(10));
     }
 
     #[test]
-    fn debug_hides_the_database_password() {
-        let config = Config::from_args(["--database-url", "postgres://u:hunter2@db/x"]).unwrap();
+    fn debug_hides_passwords() {
+        let config = Config::from_args([
+            "--database-url",
+            "postgres://u:hunter2@db/x",
+            "--redis-url",
+            "redis://:hunter2@cache:6379",
+        ])
+        .unwrap();
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("postgres:<redacted>"));
+        assert!(shown.contains("postgres:<redacted>") && shown.contains("redis:<redacted>"));
+    }
+
+    #[test]
+    fn namespaces_are_plain() {
+        assert!(Config::from_args(["--namespace", "team-a_1"]).is_ok());
+        assert!(Config::from_args(["--namespace", "a:b"]).is_err());
+        assert!(Config::from_args(["--namespace", ""]).is_err());
     }
 }

@@ -8,13 +8,18 @@ use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::{
     admin::Admin,
-    cache::KeyLookup,
+    cache::{
+        KeyLookup, LocalBus, Publisher, RedisCache,
+        bus::{PostgresBus, RedisBus},
+    },
     config::Config,
     grpc::{MAX_REQUEST_BYTES, key_service::KeyServiceImpl},
     proto::{self, v1::key_service_server::KeyServiceServer},
-    store::{self, KeyStore},
+    store::{self, KeyStore, TimeoutStore},
     verify::Verifier,
 };
 
@@ -25,6 +30,8 @@ pub struct State {
     pub lookup: Arc<KeyLookup>,
     pub verifier: Verifier,
     pub admin: Arc<Admin>,
+    /// Cancelled when the server stops: background tasks (the bus) end.
+    pub stopping: CancellationToken,
 }
 
 pub struct Application {
@@ -39,7 +46,7 @@ impl Application {
     /// and binds the listen address.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let store = store::connect(
-            &config.database.database_url,
+            config.database.database_url.expose(),
             &config.database.store_options(),
         )
         .await
@@ -53,13 +60,19 @@ impl Application {
         config: Config,
         store: Arc<dyn KeyStore>,
     ) -> anyhow::Result<Self> {
+        let store = TimeoutStore::wrap(
+            store,
+            config.lookup_timeout,
+            config.database.database_timeout,
+        );
         if !config.no_migrate {
             store
                 .migrate()
                 .await
                 .context("cannot migrate the database")?;
         }
-        let lookup = Arc::new(KeyLookup::new(store.clone(), &config.l1_options()));
+        let stopping = CancellationToken::new();
+        let lookup = Self::build_lookup(&config, store.clone(), &stopping)?;
         let verifier = Verifier::new(lookup.clone());
         let admin = Arc::new(Admin::new(store.clone(), lookup.clone()));
         let listener = TcpListener::bind(config.listen)
@@ -74,9 +87,46 @@ impl Application {
                 lookup,
                 verifier,
                 admin,
+                stopping,
             },
             drain_timeout: config.drain_timeout,
         })
+    }
+
+    /// The tiers and the bus: Redis for both when configured, else
+    /// LISTEN/NOTIFY on Postgres, else in-process.
+    fn build_lookup(
+        config: &Config,
+        store: Arc<dyn KeyStore>,
+        stopping: &CancellationToken,
+    ) -> anyhow::Result<Arc<KeyLookup>> {
+        let l1 = config.l1_options();
+        let database_url = config.database.database_url.expose();
+        if let Some(redis) = config.redis_options() {
+            let l2 = Arc::new(RedisCache::new(redis.clone()).map_err(anyhow::Error::msg)?);
+            let bus = Arc::new(
+                RedisBus::new(&redis.url, &redis.namespace, redis.timeout)
+                    .map_err(anyhow::Error::msg)?,
+            );
+            let lookup = Arc::new(KeyLookup::new(store, &l1, Some(l2), bus.clone()));
+            bus.subscribe(lookup.clone(), stopping.clone());
+            return Ok(lookup);
+        }
+        if database_url.starts_with("postgres") {
+            let bus = Arc::new(
+                PostgresBus::new(
+                    database_url,
+                    &config.namespace,
+                    config.database.database_timeout,
+                )
+                .map_err(anyhow::Error::msg)?,
+            );
+            let lookup = Arc::new(KeyLookup::new(store, &l1, None, bus.clone()));
+            bus.subscribe(lookup.clone(), stopping.clone());
+            return Ok(lookup);
+        }
+        let bus: Arc<dyn Publisher> = Arc::new(LocalBus);
+        Ok(Arc::new(KeyLookup::new(store, &l1, None, bus)))
     }
 
     pub fn port(&self) -> u16 {
@@ -131,7 +181,7 @@ impl Application {
                 .await;
             let _ = draining_tx.send(());
         };
-        tracing::info!(addr = %self.local_addr, "keyward listening");
+        tracing::info!(addr = %self.local_addr, bus = self.state.lookup.bus_kind(), "keyward listening");
         let server = Server::builder()
             .add_service(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))
@@ -146,6 +196,8 @@ impl Application {
                 std::future::pending::<()>().await;
             }
         };
+        let stopping = self.state.stopping.clone();
+        let _stop_background = stopping.drop_guard();
         tokio::select! {
             result = server => result.context("gRPC server failed")?,
             () = deadline => tracing::warn!(?drain_timeout, "drain timeout: closing remaining connections"),

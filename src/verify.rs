@@ -66,8 +66,12 @@ impl Verifier {
         let Ok(parsed) = format::parse(key) else {
             return Ok(Verdict::early(Reason::Malformed));
         };
-        let found = self.lookup.find(&Digest::of(parsed)).await?;
-        let reason = decision::decide(found.record.as_deref(), required, Utc::now());
+        let now = Utc::now();
+        let found = self
+            .lookup
+            .find(&Digest::of(parsed), now.timestamp_micros())
+            .await?;
+        let reason = decision::decide(found.record.as_deref(), required, now);
         Ok(Verdict {
             reason,
             record: found.record,

@@ -1,9 +1,16 @@
-//! The tiered lookup: digest → record, through the in-process L1 to the
-//! store, filling the tiers on the way back. Callers only see
-//! [`KeyLookup::find`] and [`KeyLookup::invalidate`], so tiers can be added
-//! (Redis, issue 3) without touching them.
+//! The tiered lookup: digest → record, through the in-process L1 and Redis
+//! (L2) to the store, filling the tiers on the way back. Callers see only
+//! [`KeyLookup::find`] and [`KeyLookup::invalidate`].
+//!
+//! Failure policy (DESIGN.md, "When something is down"): Redis down → skip
+//! it; store down → answer known keys from L1/L2 only if the store confirmed
+//! them less than `max_staleness` ago, everything else is unavailable. An
+//! unknown key is never allowed.
 
+pub mod breaker;
+pub mod bus;
 pub mod local;
+pub mod redis;
 
 use std::{
     fmt,
@@ -11,6 +18,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use crate::{
@@ -19,7 +27,12 @@ use crate::{
     store::{KeyStore, StoreError},
 };
 
-pub use local::{LocalCache, LocalOptions};
+use self::{breaker::Breaker, bus::Invalidation};
+pub use self::{
+    bus::{LocalBus, Publisher},
+    local::{Entry, LocalCache, LocalOptions},
+    redis::{RedisCache, RedisOptions},
+};
 
 /// Which tier answered a lookup (the `keyward.cache` span attribute).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,76 +66,250 @@ pub struct LookupError(pub String);
 
 pub struct KeyLookup {
     l1: Option<LocalCache>,
+    l2: Option<Arc<RedisCache>>,
     store: Arc<dyn KeyStore>,
-    /// Bumped by every eviction. A store read that overlaps an eviction may
-    /// predate the write that caused it, so its result is not kept.
-    evictions: AtomicU64,
+    store_breaker: Arc<Breaker>,
+    bus: Arc<dyn Publisher>,
+    l1_ttl: i64,
+    max_staleness: i64,
+    /// Bumped by evictions, one counter per stripe of digests (and all of
+    /// them by a clear). A read that overlaps an eviction of its digest may
+    /// predate the write that caused it, so its result is not kept in L1.
+    evictions: Box<[AtomicU64]>,
+}
+
+const EVICTION_STRIPES: usize = 1024;
+
+fn stripe(digest: &Digest) -> usize {
+    let bytes = digest.as_bytes();
+    usize::from(u16::from_le_bytes([bytes[0], bytes[1]])) % EVICTION_STRIPES
 }
 
 impl fmt::Debug for KeyLookup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyLookup")
             .field("l1", &self.l1.is_some())
+            .field("l2", &self.l2.is_some())
+            .field("bus", &self.bus.kind())
             .finish()
     }
 }
 
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// What the tiers below L1 said.
+enum Lower {
+    /// A fresh answer, to keep in L1.
+    Fresh(Entry, Tier),
+    /// A stale answer served because the store is down; not kept.
+    Stale(Entry, Tier),
+}
+
 impl KeyLookup {
-    pub fn new(store: Arc<dyn KeyStore>, l1: &LocalOptions) -> Self {
+    pub fn new(
+        store: Arc<dyn KeyStore>,
+        l1: &LocalOptions,
+        l2: Option<Arc<RedisCache>>,
+        bus: Arc<dyn Publisher>,
+    ) -> Self {
         Self {
             l1: (l1.capacity > 0).then(|| LocalCache::new(l1)),
+            l2,
             store,
-            evictions: AtomicU64::new(0),
+            store_breaker: Breaker::new("store"),
+            bus,
+            l1_ttl: micros(l1.ttl),
+            max_staleness: micros(l1.keep),
+            evictions: (0..EVICTION_STRIPES).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
-    pub async fn find(&self, digest: &Digest) -> Result<Found, LookupError> {
+    /// A lookup with only L1 and the store, for tools and tests.
+    pub fn local(store: Arc<dyn KeyStore>, l1: &LocalOptions) -> Self {
+        Self::new(store, l1, None, Arc::new(LocalBus))
+    }
+
+    /// Finds the record for `digest` as of `now` (µs since the epoch).
+    pub async fn find(&self, digest: &Digest, now: i64) -> Result<Found, LookupError> {
         let Some(l1) = &self.l1 else {
-            let record = self.load(digest).await?;
+            let (Lower::Fresh(entry, tier) | Lower::Stale(entry, tier)) =
+                self.load_lower(digest, now, None).await?;
             return Ok(Found {
-                record,
-                tier: Tier::Store,
+                record: entry.record,
+                tier,
             });
         };
-        if let Some(record) = l1.get(digest).await {
+        if let Some(entry) = l1.get(digest).await
+            && self.is_fresh(&entry, now)
+        {
             return Ok(Found {
-                record,
+                record: entry.record,
                 tier: Tier::L1,
             });
         }
-        let before = self.evictions.load(Ordering::Acquire);
-        let (record, loaded) = l1
-            .get_or_load(*digest, self.load(digest))
+        let evictions = &self.evictions[stripe(digest)];
+        let before = evictions.load(Ordering::Acquire);
+        let mut answer = None;
+        let kept = l1
+            .refresh(*digest, async |current| {
+                if let Some(entry) = current.as_ref().filter(|e| self.is_fresh(e, now)) {
+                    // Another caller refreshed it while we waited.
+                    answer = Some((entry.clone(), Tier::L1));
+                    return Ok(None);
+                }
+                let stale = current_usable(current, now, self.max_staleness);
+                match self.load_lower(digest, now, stale).await? {
+                    Lower::Fresh(entry, tier) => {
+                        answer = Some((entry.clone(), tier));
+                        Ok(Some(entry))
+                    }
+                    Lower::Stale(entry, tier) => {
+                        answer = Some((entry, tier));
+                        Ok(None)
+                    }
+                }
+            })
             .await
-            .map_err(|e| (*e).clone())?;
-        if loaded && self.evictions.load(Ordering::Acquire) != before {
+            .map_err(|e: Arc<LookupError>| (*e).clone())?;
+        let (entry, tier) = answer.expect("refresh ran or failed");
+        if kept.is_some() && tier != Tier::L1 && evictions.load(Ordering::Acquire) != before {
             l1.evict(digest).await;
         }
-        // Callers that waited on another's load got it from L1 in effect.
-        let tier = if loaded { Tier::Store } else { Tier::L1 };
-        Ok(Found { record, tier })
+        Ok(Found {
+            record: entry.record,
+            tier,
+        })
     }
 
-    async fn load(&self, digest: &Digest) -> Result<Option<Arc<KeyRecord>>, LookupError> {
-        match self.store.find_by_digest(digest).await {
-            Ok(record) => Ok(record.map(Arc::new)),
-            Err(StoreError::Unavailable(e)) => Err(LookupError(e)),
-            Err(other) => Err(LookupError(other.to_string())),
+    fn is_fresh(&self, entry: &Entry, now: i64) -> bool {
+        // Negative entries live only as long as they are fresh.
+        entry.record.is_none() || now - entry.fetched_at < self.l1_ttl
+    }
+
+    /// Asks L2, then the store. `stale` is what L1 may still offer if both
+    /// fail.
+    async fn load_lower(
+        &self,
+        digest: &Digest,
+        now: i64,
+        stale: Option<Entry>,
+    ) -> Result<Lower, LookupError> {
+        let mut fallback = stale.map(|e| (e, Tier::L1));
+        if let Some(l2) = &self.l2
+            && let Some(entry) = l2.get(digest).await
+        {
+            let fresh = entry.record.is_none() || now - entry.confirmed_at < micros(l2.ttl());
+            if fresh {
+                return Ok(Lower::Fresh(
+                    Entry {
+                        fetched_at: now,
+                        ..entry
+                    },
+                    Tier::Redis,
+                ));
+            }
+            let newer = fallback
+                .as_ref()
+                .is_none_or(|(f, _)| f.confirmed_at < entry.confirmed_at);
+            if newer && current_usable(Some(entry.clone()), now, self.max_staleness).is_some() {
+                fallback = Some((entry, Tier::Redis));
+            }
+        }
+        let failure = if self.store_breaker.is_closed() {
+            match self.store.find_by_digest(digest).await {
+                Ok(record) => {
+                    let entry = Entry {
+                        record: record.map(Arc::new),
+                        confirmed_at: now,
+                        fetched_at: now,
+                    };
+                    if let Some(l2) = &self.l2 {
+                        l2.fill(digest, &entry).await;
+                    }
+                    return Ok(Lower::Fresh(entry, Tier::Store));
+                }
+                Err(error) => {
+                    self.trip_store(&error);
+                    error.to_string()
+                }
+            }
+        } else {
+            "store unavailable".to_owned()
+        };
+        match fallback {
+            Some((entry, tier)) => {
+                metrics::counter!("keyward_stale_answers_total", "tier" => tier.as_str())
+                    .increment(1);
+                Ok(Lower::Stale(entry, tier))
+            }
+            None => Err(LookupError(failure)),
         }
     }
 
-    /// Forgets a digest after a write changed its key. (With one tier, in
-    /// this replica only; the Redis tier and the bus extend this.)
-    pub async fn invalidate(&self, digest: &Digest) {
-        self.evictions.fetch_add(1, Ordering::AcqRel);
+    fn trip_store(&self, error: &StoreError) {
+        metrics::counter!("keyward_store_errors_total").increment(1);
+        if !matches!(error, StoreError::Unavailable(_)) {
+            return;
+        }
+        let store = self.store.clone();
+        self.store_breaker.trip(error, move || {
+            let store = store.clone();
+            async move {
+                store
+                    .find_by_digest(&Digest::from_bytes([0; 32]))
+                    .await
+                    .is_ok()
+            }
+        });
+    }
+
+    /// After a write changed the key with this digest (at `at`, µs): forget
+    /// it here, tombstone it in L2, and tell the other replicas.
+    pub async fn invalidate(&self, digest: &Digest, at: i64) {
+        self.evict_local(digest).await;
+        if let Some(l2) = &self.l2 {
+            l2.tombstone(digest).await;
+        }
+        self.bus
+            .publish(Invalidation {
+                digest: *digest,
+                at,
+            })
+            .await;
+    }
+
+    /// After a key was created: only a "no such key" answer can be cached
+    /// for its digest, and no read can race the write with a stale record
+    /// (nobody knew the key before it existed), so L2 drops the entry without
+    /// a tombstone and the key is cacheable at once.
+    pub async fn invalidate_created(&self, digest: &Digest, at: i64) {
+        self.evict_local(digest).await;
+        if let Some(l2) = &self.l2 {
+            l2.forget(digest).await;
+        }
+        self.bus
+            .publish(Invalidation {
+                digest: *digest,
+                at,
+            })
+            .await;
+    }
+
+    /// Forgets a digest in this replica only.
+    pub async fn evict_local(&self, digest: &Digest) {
+        self.evictions[stripe(digest)].fetch_add(1, Ordering::AcqRel);
         if let Some(l1) = &self.l1 {
             l1.evict(digest).await;
         }
     }
 
     /// Forgets everything this replica cached.
-    pub fn clear(&self) {
-        self.evictions.fetch_add(1, Ordering::AcqRel);
+    pub fn clear_local(&self) {
+        for stripe in &self.evictions {
+            stripe.fetch_add(1, Ordering::AcqRel);
+        }
         if let Some(l1) = &self.l1 {
             l1.clear();
         }
@@ -131,4 +318,16 @@ impl KeyLookup {
     pub fn l1_entries(&self) -> u64 {
         self.l1.as_ref().map_or(0, LocalCache::entry_count)
     }
+
+    pub fn bus_kind(&self) -> &'static str {
+        self.bus.kind()
+    }
 }
+
+/// A known key's entry that may still answer while the store is down.
+fn current_usable(entry: Option<Entry>, now: i64, max_staleness: i64) -> Option<Entry> {
+    entry.filter(|e| e.record.is_some() && now - e.confirmed_at < max_staleness)
+}
+
+#[cfg(test)]
+mod tests;

@@ -94,16 +94,20 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate(database) => {
-            let store = store::connect(&database.database_url, &database.store_options()).await?;
+            let store =
+                store::connect(database.database_url.expose(), &database.store_options()).await?;
             store.migrate().await.context("migration failed")?;
             eprintln!("database is up to date");
             Ok(ExitCode::SUCCESS)
         }
         Command::Admin(AdminCommand::Bootstrap(args)) => {
-            let store =
-                store::connect(&args.database.database_url, &args.database.store_options()).await?;
+            let store = store::connect(
+                args.database.database_url.expose(),
+                &args.database.store_options(),
+            )
+            .await?;
             store.migrate().await.context("migration failed")?;
-            let lookup = std::sync::Arc::new(KeyLookup::new(
+            let lookup = std::sync::Arc::new(KeyLookup::local(
                 store.clone(),
                 &LocalOptions {
                     capacity: 0,

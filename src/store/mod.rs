@@ -10,6 +10,7 @@ mod model;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+pub mod timeout;
 mod writes;
 
 use async_trait::async_trait;
@@ -25,6 +26,7 @@ pub use model::{
     AuditAction, AuditEvent, AuditQuery, KeyChanges, KeyStatus, ListQuery, NewKey, StoredAudit,
     StoredKey,
 };
+pub use timeout::TimeoutStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

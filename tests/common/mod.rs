@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod counting;
+pub mod proxy;
+pub mod redis;
 
 use std::{sync::Arc, time::Duration};
 

@@ -1,0 +1,300 @@
+//! The invalidation bus: after a write commits, every replica evicts the key
+//! from its L1.
+//!
+//! Redis pub/sub when Redis is configured, Postgres LISTEN/NOTIFY when only
+//! Postgres is, in-process otherwise (one replica: local eviction is all).
+//! Messages can be lost; a replica that (re)subscribes clears its L1, and the
+//! L1 TTL bounds how long a lost message can matter.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use tokio_util::sync::CancellationToken;
+
+use super::KeyLookup;
+use crate::key::Digest;
+
+/// An eviction notice: which digest, and when the write happened, so each
+/// receiver can measure how late it evicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invalidation {
+    pub digest: Digest,
+    /// When the change committed (µs since the epoch).
+    pub at: i64,
+}
+
+impl Invalidation {
+    pub fn encode(&self) -> String {
+        format!("{}:{}", hex::encode(self.digest.as_bytes()), self.at)
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let (digest, at) = text.split_once(':')?;
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(digest, &mut bytes).ok()?;
+        Some(Self {
+            digest: Digest::from_bytes(bytes),
+            at: at.parse().ok()?,
+        })
+    }
+}
+
+#[async_trait]
+pub trait Publisher: Send + Sync {
+    /// Tells the other replicas; failures are logged and counted, not
+    /// returned: the write has committed, and the L1 TTL heals a lost message.
+    async fn publish(&self, invalidation: Invalidation);
+    fn kind(&self) -> &'static str;
+}
+
+/// One replica: the local eviction the write already did is everything.
+pub struct LocalBus;
+
+#[async_trait]
+impl Publisher for LocalBus {
+    async fn publish(&self, _: Invalidation) {}
+
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+}
+
+const RETRY: Duration = Duration::from_millis(200);
+const MAX_RETRY: Duration = Duration::from_secs(2);
+
+fn published(kind: &'static str, result: Result<(), String>) {
+    if let Err(error) = result {
+        metrics::counter!("keyward_bus_publish_errors_total", "bus" => kind).increment(1);
+        tracing::warn!(bus = kind, %error, "invalidation not published; other replicas heal within their L1 TTL");
+    }
+}
+
+/// Applies a received invalidation and records how late it came.
+async fn receive(lookup: &KeyLookup, kind: &'static str, payload: &str) {
+    let Some(invalidation) = Invalidation::decode(payload) else {
+        tracing::warn!(bus = kind, "unreadable invalidation ignored");
+        return;
+    };
+    lookup.evict_local(&invalidation.digest).await;
+    let lag = (chrono::Utc::now().timestamp_micros() - invalidation.at).max(0);
+    metrics::histogram!("keyward_revocation_lag_seconds", "bus" => kind).record(lag as f64 / 1e6);
+}
+
+pub struct RedisBus {
+    client: redis::Client,
+    publisher: deadpool_redis::Pool,
+    channel: String,
+    timeout: Duration,
+}
+
+impl RedisBus {
+    pub fn new(url: &str, namespace: &str, timeout: Duration) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|_| "invalid Redis URL".to_owned())?;
+        let mut config = deadpool_redis::Config::from_url(url);
+        let mut pool = deadpool_redis::PoolConfig::new(4);
+        pool.timeouts = deadpool_redis::Timeouts {
+            wait: Some(timeout),
+            create: Some(timeout),
+            recycle: Some(timeout),
+        };
+        config.pool = Some(pool);
+        let publisher = config
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .map_err(|_| "invalid Redis URL".to_owned())?;
+        Ok(Self {
+            client,
+            publisher,
+            channel: format!("{namespace}:invalidations"),
+            timeout,
+        })
+    }
+
+    /// Subscribes, clears L1 once subscribed, and evicts on every message;
+    /// reconnects with backoff until `stop`.
+    pub fn subscribe(self: &Arc<Self>, lookup: Arc<KeyLookup>, stop: CancellationToken) {
+        let bus = self.clone();
+        tokio::spawn(async move {
+            let mut retry = RETRY;
+            loop {
+                let connected =
+                    tokio::time::timeout(bus.timeout.max(Duration::from_secs(1)), async {
+                        let mut pubsub = bus.client.get_async_pubsub().await?;
+                        pubsub.subscribe(&bus.channel).await?;
+                        Ok::<_, redis::RedisError>(pubsub)
+                    })
+                    .await;
+                match connected {
+                    Ok(Ok(pubsub)) => {
+                        // Whatever was published while we were away is lost.
+                        lookup.clear_local();
+                        retry = RETRY;
+                        tracing::info!(bus = "redis", "subscribed to invalidations");
+                        let mut messages = pubsub.into_on_message();
+                        loop {
+                            tokio::select! {
+                                () = stop.cancelled() => return,
+                                message = messages.next() => match message {
+                                    Some(message) => {
+                                        if let Ok(payload) = message.get_payload::<String>() {
+                                            receive(&lookup, "redis", &payload).await;
+                                        }
+                                    }
+                                    None => break,
+                                },
+                            }
+                        }
+                        tracing::warn!(
+                            bus = "redis",
+                            "invalidation subscription lost; reconnecting"
+                        );
+                    }
+                    Ok(Err(error)) => {
+                        tracing::debug!(bus = "redis", %error, "cannot subscribe yet")
+                    }
+                    Err(_) => tracing::debug!(bus = "redis", "subscribing timed out"),
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(retry) => {}
+                }
+                retry = (retry * 2).min(MAX_RETRY);
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl Publisher for RedisBus {
+    async fn publish(&self, invalidation: Invalidation) {
+        let result = tokio::time::timeout(self.timeout, async {
+            let mut conn = self.publisher.get().await.map_err(|e| e.to_string())?;
+            redis::cmd("PUBLISH")
+                .arg(&self.channel)
+                .arg(invalidation.encode())
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|_| Err("timed out".to_owned()));
+        published("redis", result.map(|_| ()));
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+}
+
+pub struct PostgresBus {
+    url: String,
+    pool: PgPool,
+    channel: String,
+    timeout: Duration,
+}
+
+impl PostgresBus {
+    pub fn new(url: &str, namespace: &str, timeout: Duration) -> Result<Self, String> {
+        let options: sqlx::postgres::PgConnectOptions =
+            url.parse().map_err(|_| "invalid postgres URL".to_owned())?;
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(timeout)
+            .connect_lazy_with(options.application_name("keyward-bus"));
+        Ok(Self {
+            url: url.to_owned(),
+            pool,
+            channel: format!("{namespace}_invalidations"),
+            timeout,
+        })
+    }
+
+    /// As [`RedisBus::subscribe`], over LISTEN.
+    pub fn subscribe(self: &Arc<Self>, lookup: Arc<KeyLookup>, stop: CancellationToken) {
+        let bus = self.clone();
+        tokio::spawn(async move {
+            let mut retry = RETRY;
+            loop {
+                let connected =
+                    tokio::time::timeout(bus.timeout.max(Duration::from_secs(1)), async {
+                        let mut listener = PgListener::connect(&bus.url).await?;
+                        listener.listen(&bus.channel).await?;
+                        Ok::<_, sqlx::Error>(listener)
+                    })
+                    .await;
+                match connected {
+                    Ok(Ok(mut listener)) => {
+                        lookup.clear_local();
+                        retry = RETRY;
+                        tracing::info!(bus = "postgres", "listening for invalidations");
+                        loop {
+                            tokio::select! {
+                                () = stop.cancelled() => return,
+                                notification = listener.try_recv() => match notification {
+                                    Ok(Some(n)) => receive(&lookup, "postgres", n.payload()).await,
+                                    // The connection dropped: start over, so that
+                                    // L1 is cleared once we listen again.
+                                    Ok(None) | Err(_) => break,
+                                },
+                            }
+                        }
+                        tracing::warn!(
+                            bus = "postgres",
+                            "invalidation listener lost; reconnecting"
+                        );
+                    }
+                    Ok(Err(error)) => {
+                        tracing::debug!(bus = "postgres", %error, "cannot listen yet")
+                    }
+                    Err(_) => tracing::debug!(bus = "postgres", "listening timed out"),
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(retry) => {}
+                }
+                retry = (retry * 2).min(MAX_RETRY);
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl Publisher for PostgresBus {
+    async fn publish(&self, invalidation: Invalidation) {
+        let result = tokio::time::timeout(
+            self.timeout,
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(&self.channel)
+                .bind(invalidation.encode())
+                .execute(&self.pool),
+        )
+        .await
+        .map_err(|_| "timed out".to_owned())
+        .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()));
+        published("postgres", result);
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalidations_round_trip() {
+        let invalidation = Invalidation {
+            digest: Digest::from_bytes([0xab; 32]),
+            at: 1_700_000_000_123_456,
+        };
+        assert_eq!(
+            Invalidation::decode(&invalidation.encode()),
+            Some(invalidation)
+        );
+        assert_eq!(Invalidation::decode("zz:1"), None);
+        assert_eq!(Invalidation::decode("nothing"), None);
+    }
+}

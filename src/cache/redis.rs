@@ -1,0 +1,307 @@
+//! L2: digest → record in Redis, shared by every replica, so a new replica
+//! starts warm and the store sees one read per key per TTL across the fleet.
+//!
+//! Redis is an accelerator, never a dependency: every call has a timeout, and
+//! after a failure a breaker skips Redis (a background task reconnects), so
+//! lookups fall through to the store at no extra cost.
+//!
+//! An invalidation writes a short-lived tombstone instead of deleting: a
+//! replica that read the store just before the write committed cannot then
+//! put the old record back, because fills never overwrite a tombstone.
+
+use std::{sync::Arc, time::Duration};
+
+use deadpool_redis::{Config as PoolConfig, Pool, Runtime, Timeouts};
+use serde::{Deserialize, Serialize};
+
+use super::{breaker::Breaker, local::Entry};
+use crate::{
+    key::{Digest, KeyId},
+    record::KeyRecord,
+};
+
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    pub url: String,
+    /// Prefix of every key and channel, so deployments can share a Redis.
+    pub namespace: String,
+    /// How long an entry for a known key is answered without the store.
+    pub ttl: Duration,
+    /// How long "no such key" is remembered.
+    pub negative_ttl: Duration,
+    /// How long an entry is kept for answering while the store is down.
+    pub keep: Duration,
+    /// Bound on every Redis call.
+    pub timeout: Duration,
+    pub pool_size: usize,
+    /// How long a tombstone blocks fills after an invalidation; must exceed
+    /// the longest store read.
+    pub tombstone_ttl: Duration,
+}
+
+const TOMBSTONE: &[u8] = b"tomb";
+
+/// Sets the entry unless a tombstone is there: atomically, in one round trip.
+const FILL_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[3] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1";
+
+pub struct RedisCache {
+    pool: Pool,
+    options: RedisOptions,
+    breaker: Arc<Breaker>,
+    fill: redis::Script,
+}
+
+/// The stored form: versioned through the key prefix (`…:k1:`).
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    /// Confirmed by the store at (µs since the epoch).
+    c: i64,
+    r: Option<StoredRecord>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredRecord {
+    id: String,
+    p: String,
+    s: Vec<String>,
+    e: Option<i64>,
+    x: Option<i64>,
+}
+
+impl RedisCache {
+    pub fn new(options: RedisOptions) -> Result<Self, String> {
+        let mut config = PoolConfig::from_url(options.url.clone());
+        let mut pool = deadpool_redis::PoolConfig::new(options.pool_size);
+        pool.timeouts = Timeouts {
+            wait: Some(options.timeout),
+            create: Some(options.timeout),
+            recycle: Some(options.timeout),
+        };
+        config.pool = Some(pool);
+        let pool = config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|_| "invalid Redis URL".to_owned())?;
+        Ok(Self {
+            pool,
+            options,
+            breaker: Breaker::new("redis"),
+            fill: redis::Script::new(FILL_SCRIPT),
+        })
+    }
+
+    fn key(&self, digest: &Digest) -> String {
+        format!(
+            "{}:k1:{}",
+            self.options.namespace,
+            hex::encode(digest.as_bytes())
+        )
+    }
+
+    /// The cached entry, if Redis has a usable one; misses, tombstones and
+    /// failures are all `None` (failures also open the breaker).
+    pub async fn get(&self, digest: &Digest) -> Option<Entry> {
+        if !self.breaker.is_closed() {
+            return None;
+        }
+        let key = self.key(digest);
+        let bytes: Option<Vec<u8>> = self
+            .call(async |conn| redis::cmd("GET").arg(&key).query_async(conn).await)
+            .await?;
+        let bytes = bytes.filter(|b| b.as_slice() != TOMBSTONE)?;
+        match decode(&bytes) {
+            Some(entry) => Some(entry),
+            None => {
+                tracing::warn!("unreadable L2 entry ignored");
+                None
+            }
+        }
+    }
+
+    /// Stores what the store just said, unless a tombstone forbids it.
+    pub async fn fill(&self, digest: &Digest, entry: &Entry) {
+        if !self.breaker.is_closed() {
+            return;
+        }
+        let ttl = if entry.record.is_some() {
+            self.options.keep.max(self.options.ttl)
+        } else {
+            self.options.negative_ttl
+        };
+        let key = self.key(digest);
+        let value = encode(entry);
+        let script = &self.fill;
+        let _: Option<i64> = self
+            .call(async |conn| {
+                script
+                    .key(&key)
+                    .arg(&value)
+                    .arg(ttl.as_millis() as u64)
+                    .arg(TOMBSTONE)
+                    .invoke_async(conn)
+                    .await
+            })
+            .await;
+    }
+
+    /// Replaces whatever is cached for `digest` with a tombstone.
+    pub async fn tombstone(&self, digest: &Digest) {
+        if !self.breaker.is_closed() {
+            return;
+        }
+        let key = self.key(digest);
+        let ttl = self.options.tombstone_ttl.as_millis() as u64;
+        let _: Option<()> = self
+            .call(async |conn| {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(TOMBSTONE)
+                    .arg("PX")
+                    .arg(ttl)
+                    .query_async(conn)
+                    .await
+            })
+            .await;
+    }
+
+    /// Drops whatever is cached for `digest`.
+    pub async fn forget(&self, digest: &Digest) {
+        if !self.breaker.is_closed() {
+            return;
+        }
+        let key = self.key(digest);
+        let _: Option<i64> = self
+            .call(async |conn| redis::cmd("DEL").arg(&key).query_async(conn).await)
+            .await;
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.options.ttl
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.breaker.is_closed()
+    }
+
+    /// Runs one command on a pooled connection within the timeout; a failure
+    /// opens the breaker and is `None`.
+    async fn call<T>(
+        &self,
+        command: impl AsyncFnOnce(&mut deadpool_redis::Connection) -> redis::RedisResult<T>,
+    ) -> Option<T> {
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(self.options.timeout, async {
+            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            command(&mut conn).await.map_err(|e| e.to_string())
+        })
+        .await;
+        metrics::histogram!("keyward_redis_seconds").record(started.elapsed().as_secs_f64());
+        let error = match outcome {
+            Ok(Ok(value)) => return Some(value),
+            Ok(Err(e)) => e,
+            Err(_) => format!("timed out after {:?}", self.options.timeout),
+        };
+        metrics::counter!("keyward_redis_errors_total").increment(1);
+        let pool = self.pool.clone();
+        let timeout = self.options.timeout;
+        self.breaker.trip(&error, move || {
+            let pool = pool.clone();
+            async move {
+                let ping = async {
+                    let mut conn = pool.get().await.ok()?;
+                    redis::cmd("PING")
+                        .query_async::<String>(&mut conn)
+                        .await
+                        .ok()
+                };
+                matches!(tokio::time::timeout(timeout, ping).await, Ok(Some(_)))
+            }
+        });
+        None
+    }
+}
+
+fn encode(entry: &Entry) -> Vec<u8> {
+    let stored = Stored {
+        c: entry.confirmed_at,
+        r: entry.record.as_deref().map(|r| StoredRecord {
+            id: r.id.to_string(),
+            p: r.project.to_string(),
+            s: r.scopes.iter().map(|s| s.to_string()).collect(),
+            e: r.expires_at.map(|t| t.timestamp_micros()),
+            x: r.revoked_at.map(|t| t.timestamp_micros()),
+        }),
+    };
+    serde_json::to_vec(&stored).expect("records serialise")
+}
+
+fn decode(bytes: &[u8]) -> Option<Entry> {
+    let stored: Stored = serde_json::from_slice(bytes).ok()?;
+    let record = match stored.r {
+        None => None,
+        Some(r) => Some(Arc::new(KeyRecord {
+            id: r.id.parse::<KeyId>().ok()?,
+            project: r.p.into(),
+            scopes: r.s.into_iter().map(String::into_boxed_str).collect(),
+            expires_at: time(r.e)?,
+            revoked_at: time(r.x)?,
+        })),
+    };
+    Some(Entry {
+        record,
+        confirmed_at: stored.c,
+        fetched_at: stored.c,
+    })
+}
+
+/// `Some(None)` for no time, `None` for a time out of range.
+fn time(micros: Option<i64>) -> Option<Option<chrono::DateTime<chrono::Utc>>> {
+    match micros {
+        None => Some(None),
+        Some(m) => chrono::DateTime::from_timestamp_micros(m).map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip() {
+        let now = chrono::Utc::now();
+        let record = KeyRecord {
+            id: KeyId::generate(),
+            project: "acme".into(),
+            scopes: vec![Box::from("orders:*")].into_boxed_slice(),
+            expires_at: Some(now),
+            revoked_at: None,
+        };
+        let entry = Entry {
+            record: Some(Arc::new(record.clone())),
+            confirmed_at: 42,
+            fetched_at: 43,
+        };
+        let back = decode(&encode(&entry)).unwrap();
+        assert_eq!(
+            back.record.as_deref(),
+            Some(&KeyRecord {
+                expires_at: Some(
+                    chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap()
+                ),
+                ..record
+            })
+        );
+        assert_eq!(back.confirmed_at, 42);
+        let negative = decode(&encode(&Entry {
+            record: None,
+            confirmed_at: 7,
+            fetched_at: 7,
+        }))
+        .unwrap();
+        assert!(negative.record.is_none());
+        assert!(decode(b"garbage").is_none());
+        assert!(decode(TOMBSTONE).is_none());
+    }
+}

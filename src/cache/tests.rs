@@ -1,0 +1,151 @@
+//! The failure policy of the tiered lookup, against a store that can be
+//! switched off.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::{
+    key::KeyId,
+    store::{AuditEvent, AuditQuery, KeyChanges, ListQuery, NewKey, Rotated, StoredAudit, StoredKey},
+};
+
+/// Knows one digest; `down` makes every read fail as unavailable.
+struct Switchable {
+    known: Digest,
+    down: AtomicBool,
+    reads: AtomicUsize,
+}
+
+fn unused<T>() -> Result<T, StoreError> {
+    Err(StoreError::Other("not used by the lookup".into()))
+}
+
+#[async_trait]
+impl KeyStore for Switchable {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("switched off".into()));
+        }
+        Ok((*digest == self.known).then(|| KeyRecord {
+            id: KeyId::generate(),
+            project: "p".into(),
+            scopes: Box::new([]),
+            expires_at: None,
+            revoked_at: None,
+        }))
+    }
+    async fn get(&self, _: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        unused()
+    }
+    async fn list(&self, _: &ListQuery) -> Result<Vec<StoredKey>, StoreError> {
+        unused()
+    }
+    async fn insert(&self, _: &NewKey, _: &AuditEvent) -> Result<StoredKey, StoreError> {
+        unused()
+    }
+    async fn revoke(&self, _: &KeyId, _: DateTime<Utc>, _: &str, _: &AuditEvent) -> Result<StoredKey, StoreError> {
+        unused()
+    }
+    async fn rotate(&self, _: &KeyId, _: &NewKey, _: DateTime<Utc>, _: &AuditEvent) -> Result<Rotated, StoreError> {
+        unused()
+    }
+    async fn update(&self, _: &KeyId, _: &KeyChanges, _: DateTime<Utc>, _: &AuditEvent) -> Result<StoredKey, StoreError> {
+        unused()
+    }
+    async fn list_audit(&self, _: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
+        unused()
+    }
+}
+
+const SECOND: i64 = 1_000_000;
+
+fn setup() -> (Arc<Switchable>, KeyLookup, Digest) {
+    let known = Digest::from_bytes([7; 32]);
+    let store = Arc::new(Switchable {
+        known,
+        down: AtomicBool::new(false),
+        reads: AtomicUsize::new(0),
+    });
+    let options = LocalOptions {
+        capacity: 100,
+        ttl: Duration::from_secs(1),
+        negative_ttl: Duration::from_secs(60),
+        keep: Duration::from_secs(10),
+    };
+    (store.clone(), KeyLookup::local(store, &options), known)
+}
+
+#[tokio::test]
+async fn fresh_entries_are_answered_without_the_store() {
+    let (store, lookup, known) = setup();
+    let now = Utc::now().timestamp_micros();
+    assert_eq!(lookup.find(&known, now).await.unwrap().tier, Tier::Store);
+    let again = lookup.find(&known, now + SECOND / 2).await.unwrap();
+    assert_eq!(again.tier, Tier::L1);
+    assert!(again.record.is_some());
+    assert_eq!(store.reads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn stale_entries_are_refreshed_while_the_store_is_up() {
+    let (store, lookup, known) = setup();
+    let now = Utc::now().timestamp_micros();
+    lookup.find(&known, now).await.unwrap();
+    let later = lookup.find(&known, now + 2 * SECOND).await.unwrap();
+    assert_eq!(later.tier, Tier::Store);
+    assert_eq!(store.reads.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn with_the_store_down_known_keys_answer_until_max_staleness() {
+    let (store, lookup, known) = setup();
+    let now = Utc::now().timestamp_micros();
+    lookup.find(&known, now).await.unwrap();
+    store.down.store(true, Ordering::SeqCst);
+
+    let stale = lookup.find(&known, now + 5 * SECOND).await.unwrap();
+    assert!(stale.record.is_some(), "confirmed 5 s ago, max staleness 10 s");
+    assert_eq!(stale.tier, Tier::L1);
+    assert!(lookup.find(&known, now + 11 * SECOND).await.is_err(), "past max staleness");
+}
+
+#[tokio::test]
+async fn with_the_store_down_unknown_keys_are_unavailable_never_allowed() {
+    let (store, lookup, _) = setup();
+    store.down.store(true, Ordering::SeqCst);
+    let now = Utc::now().timestamp_micros();
+    for i in 0..20u8 {
+        assert!(lookup.find(&Digest::from_bytes([i; 32]), now).await.is_err());
+    }
+    // The breaker spares the store the rest of the flood.
+    assert!(store.reads.load(Ordering::SeqCst) < 5, "{}", store.reads.load(Ordering::SeqCst));
+}
+
+#[tokio::test]
+async fn the_breaker_closes_when_the_store_answers_again() {
+    let (store, lookup, known) = setup();
+    store.down.store(true, Ordering::SeqCst);
+    let now = Utc::now().timestamp_micros();
+    assert!(lookup.find(&known, now).await.is_err());
+    store.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(lookup.find(&known, now).await.unwrap().record.is_some());
+}
+
+#[tokio::test]
+async fn an_eviction_during_a_read_keeps_its_result_out_of_l1() {
+    let (_store, lookup, known) = setup();
+    let now = Utc::now().timestamp_micros();
+    lookup.find(&known, now).await.unwrap();
+    lookup.evict_local(&known).await;
+    assert_eq!(lookup.find(&known, now).await.unwrap().tier, Tier::Store, "evicted");
+    lookup.clear_local();
+    assert_eq!(lookup.find(&known, now).await.unwrap().tier, Tier::Store, "cleared");
+}

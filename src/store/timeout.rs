@@ -1,0 +1,111 @@
+//! Bounds every store call, so a hung database costs a caller milliseconds,
+//! not its whole deadline. A call that runs out of time is `Unavailable`;
+//! for a write that means it may or may not have committed, and keyward says
+//! so by never reporting success.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, Rotated, StoreError,
+    StoredAudit, StoredKey,
+};
+use crate::{
+    key::{Digest, KeyId},
+    record::KeyRecord,
+};
+
+pub struct TimeoutStore {
+    inner: Arc<dyn KeyStore>,
+    /// For the hot-path read.
+    lookup: Duration,
+    /// For everything else but migrations.
+    other: Duration,
+}
+
+impl TimeoutStore {
+    pub fn wrap(inner: Arc<dyn KeyStore>, lookup: Duration, other: Duration) -> Arc<dyn KeyStore> {
+        Arc::new(Self {
+            inner,
+            lookup,
+            other,
+        })
+    }
+}
+
+async fn bounded<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(StoreError::Unavailable(format!(
+            "no answer within {limit:?}"
+        )))
+    });
+    metrics::histogram!("keyward_store_seconds").record(started.elapsed().as_secs_f64());
+    result
+}
+
+#[async_trait]
+impl KeyStore for TimeoutStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.inner.migrate().await
+    }
+
+    async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
+        bounded(self.lookup, self.inner.find_by_digest(digest)).await
+    }
+
+    async fn get(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        bounded(self.other, self.inner.get(id)).await
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<StoredKey>, StoreError> {
+        bounded(self.other, self.inner.list(query)).await
+    }
+
+    async fn insert(&self, key: &NewKey, audit: &AuditEvent) -> Result<StoredKey, StoreError> {
+        bounded(self.other, self.inner.insert(key, audit)).await
+    }
+
+    async fn revoke(
+        &self,
+        id: &KeyId,
+        at: DateTime<Utc>,
+        reason: &str,
+        audit: &AuditEvent,
+    ) -> Result<StoredKey, StoreError> {
+        bounded(self.other, self.inner.revoke(id, at, reason, audit)).await
+    }
+
+    async fn rotate(
+        &self,
+        old: &KeyId,
+        new: &NewKey,
+        old_revoked_at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<Rotated, StoreError> {
+        bounded(
+            self.other,
+            self.inner.rotate(old, new, old_revoked_at, audit),
+        )
+        .await
+    }
+
+    async fn update(
+        &self,
+        id: &KeyId,
+        changes: &KeyChanges,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<StoredKey, StoreError> {
+        bounded(self.other, self.inner.update(id, changes, now, audit)).await
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
+        bounded(self.other, self.inner.list_audit(query)).await
+    }
+}
