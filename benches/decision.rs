@@ -13,6 +13,7 @@ use keyward::{
     decision,
     key::{Digest, format},
     store,
+    telemetry::{decision::Observed, metrics::Rpc},
     verify::Verifier,
 };
 
@@ -56,6 +57,21 @@ fn l1_hit(c: &mut Criterion) {
             let verdict = verifier.verify(&key, &required).await.unwrap();
             assert!(verdict.allowed());
             verdict
+        })
+    });
+
+    // As the server runs it: logs at info, metrics recorded, span export off.
+    let _telemetry = rt.block_on(async {
+        let t = keyward::telemetry::init(keyward::telemetry::LogFormat::Json, Some("info"));
+        keyward::telemetry::metrics::install();
+        t
+    });
+    c.bench_function("verify_l1_hit_observed", |b| {
+        b.to_async(&rt).iter(|| async {
+            let observed = Observed::start(Rpc::Verify, || None);
+            let outcome = verifier.verify(&key, &required).await;
+            observed.finish(&outcome, &required, false);
+            outcome.unwrap()
         })
     });
 

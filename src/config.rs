@@ -146,6 +146,11 @@ pub struct Config {
     #[arg(long, env = "KEYWARD_REDIS_POOL_SIZE", default_value_t = 16)]
     pub redis_pool_size: usize,
 
+    /// Address of the HTTP side port serving Prometheus metrics at
+    /// `/metrics` (e.g. `0.0.0.0:9090`); unset, no metrics are kept.
+    #[arg(long, env = "KEYWARD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// On SIGTERM, how long in-flight requests may take before the server
     /// exits anyway.
     #[arg(long, env = "KEYWARD_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]

@@ -20,6 +20,7 @@ use crate::{
     grpc::{MAX_REQUEST_BYTES, key_service::KeyServiceImpl},
     proto::{self, v1::key_service_server::KeyServiceServer},
     store::{self, KeyStore, TimeoutStore},
+    telemetry,
     verify::Verifier,
 };
 
@@ -37,6 +38,7 @@ pub struct State {
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    metrics: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
     state: State,
     drain_timeout: Duration,
 }
@@ -60,6 +62,17 @@ impl Application {
         config: Config,
         store: Arc<dyn KeyStore>,
     ) -> anyhow::Result<Self> {
+        // Installed first, so that every metric from here on is recorded.
+        let metrics = match config.metrics_listen {
+            Some(addr) => {
+                let handle = telemetry::metrics::install();
+                let listener = telemetry::metrics::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+                Some((listener, handle))
+            }
+            None => None,
+        };
         let store = TimeoutStore::wrap(
             store,
             config.lookup_timeout,
@@ -82,6 +95,7 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
+            metrics,
             state: State {
                 store,
                 lookup,
@@ -137,6 +151,11 @@ impl Application {
         self.local_addr
     }
 
+    /// Where `/metrics` is served, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     pub fn state(&self) -> &State {
         &self.state
     }
@@ -169,6 +188,20 @@ impl Application {
         ))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 
+        if let Some((listener, handle)) = self.metrics {
+            let state = self.state.clone();
+            let refresh = move || gauges(&state);
+            let stop = self.state.stopping.clone();
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "metrics at /metrics");
+            }
+            tokio::spawn(async move {
+                if let Err(error) = telemetry::metrics::serve(listener, handle, refresh, stop).await
+                {
+                    tracing::error!(%error, "metrics server failed");
+                }
+            });
+        }
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
@@ -204,5 +237,21 @@ impl Application {
         }
         tracing::info!("keyward stopped");
         Ok(())
+    }
+}
+
+/// The gauges that are read, not counted: refreshed at each scrape.
+fn gauges(state: &State) {
+    metrics::gauge!("keyward_l1_entries").set(state.lookup.l1_entries() as f64);
+    if let Some(pool) = state.store.pool_stats() {
+        metrics::gauge!("keyward_db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
+        metrics::gauge!("keyward_db_pool_connections", "state" => "in_use")
+            .set(f64::from(pool.size - pool.idle.min(pool.size)));
+    }
+    if let Some(l2) = state.lookup.l2() {
+        let (size, idle) = l2.pool_stats();
+        metrics::gauge!("keyward_redis_pool_connections", "state" => "idle").set(idle as f64);
+        metrics::gauge!("keyward_redis_pool_connections", "state" => "in_use")
+            .set(size.saturating_sub(idle) as f64);
     }
 }

@@ -210,6 +210,34 @@ fn quickstart(db: &TestDb) {
     ));
     assert!(table.contains(&id) && table.contains(&new_id), "{table}");
 
+    // The audit trail of the first key: issued, then rotated.
+    let audit = Command::new(BIN)
+        .args(["audit", "--json", "--key-id", &id])
+        .env("KEYWARD_SERVER", server.url())
+        .env("KEYWARD_ADMIN_KEY", &admin)
+        .output()
+        .unwrap();
+    let audit = json(audit);
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["rotate", "issue"], "newest first");
+    assert_eq!(audit["events"][0]["details"]["new_key_id"], new_id.as_str());
+    let table = Command::new(BIN)
+        .args(["audit", "--action", "revoke", "--since", "1h"])
+        .env("KEYWARD_SERVER", server.url())
+        .env("KEYWARD_ADMIN_KEY", &admin)
+        .output()
+        .unwrap();
+    let table = ok(table);
+    assert!(
+        table.contains("revoke") && table.contains(&new_id),
+        "{table}"
+    );
+
     let (clean_exit, logs) = server.terminate();
     assert!(clean_exit, "SIGTERM should shut down cleanly");
     assert!(

@@ -319,6 +319,11 @@ impl KeyLookup {
         self.l1.as_ref().map_or(0, LocalCache::entry_count)
     }
 
+    /// The Redis tier, if configured.
+    pub fn l2(&self) -> Option<&Arc<RedisCache>> {
+        self.l2.as_ref()
+    }
+
     pub fn bus_kind(&self) -> &'static str {
         self.bus.kind()
     }

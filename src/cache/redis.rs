@@ -181,6 +181,12 @@ impl RedisCache {
         self.options.ttl
     }
 
+    /// (connections, idle connections) in the pool, for the metrics.
+    pub fn pool_stats(&self) -> (usize, usize) {
+        let status = self.pool.status();
+        (status.size, status.available)
+    }
+
     pub fn is_up(&self) -> bool {
         self.breaker.is_closed()
     }

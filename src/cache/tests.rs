@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use super::*;
 use crate::{
     key::KeyId,
-    store::{AuditEvent, AuditQuery, KeyChanges, ListQuery, NewKey, Rotated, StoredAudit, StoredKey},
+    store::{
+        AuditEvent, AuditQuery, KeyChanges, ListQuery, NewKey, Rotated, StoredAudit, StoredKey,
+    },
 };
 
 /// Knows one digest; `down` makes every read fail as unavailable.
@@ -50,13 +52,31 @@ impl KeyStore for Switchable {
     async fn insert(&self, _: &NewKey, _: &AuditEvent) -> Result<StoredKey, StoreError> {
         unused()
     }
-    async fn revoke(&self, _: &KeyId, _: DateTime<Utc>, _: &str, _: &AuditEvent) -> Result<StoredKey, StoreError> {
+    async fn revoke(
+        &self,
+        _: &KeyId,
+        _: DateTime<Utc>,
+        _: &str,
+        _: &AuditEvent,
+    ) -> Result<StoredKey, StoreError> {
         unused()
     }
-    async fn rotate(&self, _: &KeyId, _: &NewKey, _: DateTime<Utc>, _: &AuditEvent) -> Result<Rotated, StoreError> {
+    async fn rotate(
+        &self,
+        _: &KeyId,
+        _: &NewKey,
+        _: DateTime<Utc>,
+        _: &AuditEvent,
+    ) -> Result<Rotated, StoreError> {
         unused()
     }
-    async fn update(&self, _: &KeyId, _: &KeyChanges, _: DateTime<Utc>, _: &AuditEvent) -> Result<StoredKey, StoreError> {
+    async fn update(
+        &self,
+        _: &KeyId,
+        _: &KeyChanges,
+        _: DateTime<Utc>,
+        _: &AuditEvent,
+    ) -> Result<StoredKey, StoreError> {
         unused()
     }
     async fn list_audit(&self, _: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
@@ -111,9 +131,15 @@ async fn with_the_store_down_known_keys_answer_until_max_staleness() {
     store.down.store(true, Ordering::SeqCst);
 
     let stale = lookup.find(&known, now + 5 * SECOND).await.unwrap();
-    assert!(stale.record.is_some(), "confirmed 5 s ago, max staleness 10 s");
+    assert!(
+        stale.record.is_some(),
+        "confirmed 5 s ago, max staleness 10 s"
+    );
     assert_eq!(stale.tier, Tier::L1);
-    assert!(lookup.find(&known, now + 11 * SECOND).await.is_err(), "past max staleness");
+    assert!(
+        lookup.find(&known, now + 11 * SECOND).await.is_err(),
+        "past max staleness"
+    );
 }
 
 #[tokio::test]
@@ -122,10 +148,19 @@ async fn with_the_store_down_unknown_keys_are_unavailable_never_allowed() {
     store.down.store(true, Ordering::SeqCst);
     let now = Utc::now().timestamp_micros();
     for i in 0..20u8 {
-        assert!(lookup.find(&Digest::from_bytes([i; 32]), now).await.is_err());
+        assert!(
+            lookup
+                .find(&Digest::from_bytes([i; 32]), now)
+                .await
+                .is_err()
+        );
     }
     // The breaker spares the store the rest of the flood.
-    assert!(store.reads.load(Ordering::SeqCst) < 5, "{}", store.reads.load(Ordering::SeqCst));
+    assert!(
+        store.reads.load(Ordering::SeqCst) < 5,
+        "{}",
+        store.reads.load(Ordering::SeqCst)
+    );
 }
 
 #[tokio::test]
@@ -145,7 +180,15 @@ async fn an_eviction_during_a_read_keeps_its_result_out_of_l1() {
     let now = Utc::now().timestamp_micros();
     lookup.find(&known, now).await.unwrap();
     lookup.evict_local(&known).await;
-    assert_eq!(lookup.find(&known, now).await.unwrap().tier, Tier::Store, "evicted");
+    assert_eq!(
+        lookup.find(&known, now).await.unwrap().tier,
+        Tier::Store,
+        "evicted"
+    );
     lookup.clear_local();
-    assert_eq!(lookup.find(&known, now).await.unwrap().tier, Tier::Store, "cleared");
+    assert_eq!(
+        lookup.find(&known, now).await.unwrap().tier,
+        Tier::Store,
+        "cleared"
+    );
 }

@@ -1,6 +1,7 @@
 //! The `keyward` command line: the server, its database chores, and a client
 //! for the admin API.
 
+mod audit;
 mod client;
 pub mod keys;
 mod output;
@@ -50,6 +51,8 @@ pub enum Command {
     Admin(AdminCommand),
     /// Manage and verify keys through a running server.
     Keys(keys::KeysArgs),
+    /// Show the audit trail of admin actions, from a running server.
+    Audit(audit::AuditArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -73,17 +76,19 @@ pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Client commands print results on stdout; keep their logs quiet.
     let default_filter = match cli.command {
-        Command::Keys(_) => Some(cli.log.as_deref().unwrap_or("warn")),
+        Command::Keys(_) | Command::Audit(_) => Some(cli.log.as_deref().unwrap_or("warn")),
         _ => cli.log.as_deref(),
     };
-    telemetry::init(cli.log_format, default_filter);
-    match run(cli.command).await {
+    let telemetry = telemetry::init(cli.log_format, default_filter);
+    let code = match run(cli.command).await {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -128,5 +133,6 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys(args) => keys::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
     }
 }

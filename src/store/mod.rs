@@ -131,4 +131,15 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Audit events matching the query, newest first.
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError>;
+
+    /// Connections in the pool, for the metrics; `None` if not pooled.
+    fn pool_stats(&self) -> Option<PoolStats> {
+        None
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
 }

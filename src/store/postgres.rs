@@ -12,8 +12,8 @@ use sqlx::{
 };
 
 use super::{
-    AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, Rotated, StoreError,
-    StoreOptions, StoredAudit, StoredKey, label_conflict, sql,
+    AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, PoolStats, Rotated,
+    StoreError, StoreOptions, StoredAudit, StoredKey, label_conflict, sql,
     writes::{self, WriteTx},
 };
 use crate::{
@@ -273,6 +273,13 @@ impl KeyStore for PgStore {
                 })
             })
             .collect()
+    }
+
+    fn pool_stats(&self) -> Option<PoolStats> {
+        Some(PoolStats {
+            size: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+        })
     }
 }
 

@@ -108,4 +108,8 @@ impl KeyStore for TimeoutStore {
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
         bounded(self.other, self.inner.list_audit(query)).await
     }
+
+    fn pool_stats(&self) -> Option<super::PoolStats> {
+        self.inner.pool_stats()
+    }
 }

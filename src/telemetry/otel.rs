@@ -1,0 +1,164 @@
+//! OpenTelemetry trace export (OTLP over gRPC) and W3C trace-context
+//! propagation.
+//!
+//! Export is on when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set. The SDK honours the standard
+//! variables: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+//! `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, `OTEL_BSP_*` for batching
+//! and `OTEL_EXPORTER_OTLP_*` for the exporter.
+
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use opentelemetry::{
+    Context,
+    propagation::{Extractor, TextMapPropagator},
+    trace::TracerProvider as _,
+};
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    trace::{SdkTracer, SdkTracerProvider},
+};
+use tonic::metadata::MetadataMap;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported; when not, nothing extracts trace context.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+pub(super) fn set_enabled() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+pub struct Exporter {
+    provider: SdkTracerProvider,
+}
+
+impl Exporter {
+    /// An exporter configured from the environment, or `None` when no OTLP
+    /// endpoint is set (or it cannot be built, which is logged).
+    pub fn from_env() -> Option<Self> {
+        let configured = [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()));
+        if !configured {
+            return None;
+        }
+        let exporter = match opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+        {
+            Ok(exporter) => exporter,
+            Err(error) => {
+                eprintln!("keyward: OTLP trace export disabled: {error}");
+                return None;
+            }
+        };
+        let resource = Resource::builder()
+            .with_attribute(opentelemetry::KeyValue::new(
+                "service.version",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .build();
+        // Resource::builder() reads OTEL_SERVICE_NAME and
+        // OTEL_RESOURCE_ATTRIBUTES; without a name, call ourselves keyward.
+        let resource = if std::env::var_os("OTEL_SERVICE_NAME").is_none()
+            && !std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="))
+        {
+            Resource::builder()
+                .with_service_name("keyward")
+                .with_attribute(opentelemetry::KeyValue::new(
+                    "service.version",
+                    env!("CARGO_PKG_VERSION"),
+                ))
+                .build()
+        } else {
+            resource
+        };
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build();
+        Some(Self { provider })
+    }
+
+    pub fn tracer(&self) -> SdkTracer {
+        self.provider.tracer("keyward")
+    }
+
+    /// Exports what is buffered and stops.
+    pub fn shutdown(self) {
+        if let Err(error) = self.provider.shutdown() {
+            eprintln!("keyward: flushing spans failed: {error}");
+        }
+    }
+}
+
+/// The caller's trace context from gRPC metadata (`traceparent`,
+/// `tracestate`).
+pub fn from_metadata(metadata: &MetadataMap) -> Option<Context> {
+    struct Metadata<'a>(&'a MetadataMap);
+    impl Extractor for Metadata<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|v| v.to_str().ok())
+        }
+        fn keys(&self) -> Vec<&str> {
+            Vec::new()
+        }
+    }
+    extract(&Metadata(metadata))
+}
+
+/// The caller's trace context from HTTP headers (ext_authz passes the
+/// original request's headers, lower-cased).
+pub fn from_headers(headers: &HashMap<String, String>) -> Option<Context> {
+    struct Headers<'a>(&'a HashMap<String, String>);
+    impl Extractor for Headers<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).map(String::as_str)
+        }
+        fn keys(&self) -> Vec<&str> {
+            Vec::new()
+        }
+    }
+    extract(&Headers(headers))
+}
+
+fn extract(carrier: &dyn Extractor) -> Option<Context> {
+    carrier.get("traceparent")?;
+    Some(TraceContextPropagator::new().extract(carrier))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TraceContextExt;
+
+    #[test]
+    fn traceparent_is_read_from_metadata_and_headers() {
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut metadata = MetadataMap::new();
+        metadata.insert("traceparent", traceparent.parse().unwrap());
+        let cx = from_metadata(&metadata).unwrap();
+        let span = cx.span();
+        let parent = span.span_context();
+        assert_eq!(
+            parent.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(parent.span_id().to_string(), "00f067aa0ba902b7");
+
+        let headers = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
+        let cx = from_headers(&headers).unwrap();
+        assert_eq!(cx.span().span_context().trace_id(), parent.trace_id());
+        assert!(from_headers(&HashMap::new()).is_none());
+    }
+}

@@ -1,0 +1,368 @@
+//! Telemetry of a real `keyward serve` process: spans exported over OTLP to a
+//! collector running in this test, `/metrics` scraped, debug logs captured,
+//! and all three searched for the keys used.
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
+
+use keyward::proto::v1::{self as pb, key_service_client::KeyServiceClient};
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::{AnyValue, any_value::Value},
+    trace::v1::Span,
+};
+use sha2::Digest as _;
+use tonic::{Request, Response, Status, metadata::MetadataValue, transport::Channel};
+
+use common::{TestDb, with_key};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyward");
+
+/// The collector: keeps every span it is sent.
+#[derive(Clone, Default)]
+struct Collector {
+    spans: Arc<Mutex<Vec<Span>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let mut spans = self.spans.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            for scope in resource.scope_spans {
+                spans.extend(scope.spans);
+            }
+        }
+        Ok(Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+async fn start_collector() -> (Collector, std::net::SocketAddr) {
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = TraceServiceServer::new(collector.clone());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    (collector, addr)
+}
+
+struct Server {
+    child: Child,
+    grpc: String,
+    metrics: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+fn start_server(db_url: &str, collector: std::net::SocketAddr) -> Server {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--log-format", "json", "--log", "debug"])
+        .env("KEYWARD_DATABASE_URL", db_url)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}"))
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("OTEL_SERVICE_NAME", "keyward-test")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
+                match event["message"].as_str() {
+                    Some("keyward listening") => {
+                        let _ = tx.send((
+                            "grpc",
+                            event["addr"].as_str().unwrap_or_default().to_owned(),
+                        ));
+                    }
+                    Some("metrics at /metrics") => {
+                        let _ = tx.send((
+                            "metrics",
+                            event["addr"].as_str().unwrap_or_default().to_owned(),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let mut addrs = HashMap::new();
+    while addrs.len() < 2 {
+        let (kind, addr) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server did not start");
+        addrs.insert(kind, addr);
+    }
+    Server {
+        child,
+        grpc: format!("http://{}", addrs["grpc"]),
+        metrics: format!("http://{}/metrics", addrs["metrics"]),
+        logs,
+    }
+}
+
+async fn scrape(url: &str) -> String {
+    // A minimal HTTP/1.1 GET: enough for a Prometheus text page.
+    let address = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(
+            format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+/// The value of one series (0 when absent).
+fn series(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn traceparent(i: u32) -> (String, String, String) {
+    let trace_id = format!("{:032x}", 0xabc0_0000_u128 + u128::from(i));
+    let span_id = format!("{:016x}", 0x1000_u64 + u64::from(i));
+    (format!("00-{trace_id}-{span_id}-01"), trace_id, span_id)
+}
+
+fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v: &AnyValue| v.value.as_ref())
+}
+
+fn text<'a>(span: &'a Span, key: &str) -> &'a str {
+    match attribute(span, key) {
+        Some(Value::StringValue(s)) => s,
+        other => panic!("{key}: {other:?} in span {}", span.name),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_are_traced_counted_and_logged_without_secrets() {
+    let db = TestDb::sqlite();
+    let (collector, collector_addr) = start_collector().await;
+    let server = start_server(&db.url, collector_addr);
+    let admin = String::from_utf8(
+        Command::new(BIN)
+            .args(["admin", "bootstrap"])
+            .env("KEYWARD_DATABASE_URL", &db.url)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+
+    let channel = Channel::from_shared(server.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = KeyServiceClient::new(channel);
+    let issue = pb::IssueRequest {
+        project: "acme".into(),
+        label: "ci".into(),
+        scopes: vec!["orders:read".into()],
+        ..Default::default()
+    };
+    let issued = client
+        .issue(with_key(issue, &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    let key = issued.key.clone();
+    let key_id = issued.info.unwrap().id;
+    let unknown = keyward::key::format::generate("acme").into_exposed();
+
+    let before = scrape(&server.metrics).await;
+    // (presented key, required scope, expected decision, expected reason)
+    let calls = [
+        (key.as_str(), "orders:read", "allow", "ok"),
+        (key.as_str(), "orders:read", "allow", "ok"),
+        (key.as_str(), "orders:write", "deny", "insufficient_scope"),
+        (unknown.as_str(), "orders:read", "deny", "unknown"),
+        ("not-a-key", "orders:read", "deny", "malformed"),
+    ];
+    for (i, (presented, scope, decision, _)) in calls.iter().enumerate() {
+        let (parent, _, _) = traceparent(i as u32);
+        let mut request = Request::new(pb::VerifyRequest {
+            key: (*presented).to_owned(),
+            required_scopes: vec![(*scope).to_owned()],
+            client_ip: String::new(),
+        });
+        request
+            .metadata_mut()
+            .insert("traceparent", MetadataValue::try_from(parent).unwrap());
+        let response = client.verify(request).await.unwrap().into_inner();
+        assert_eq!(response.allowed, *decision == "allow");
+    }
+    let after = scrape(&server.metrics).await;
+
+    // Counters moved by exactly the calls made.
+    for (decision, reason, count) in [
+        ("allow", "ok", 2.0),
+        ("deny", "insufficient_scope", 1.0),
+        ("deny", "unknown", 1.0),
+        ("deny", "malformed", 1.0),
+    ] {
+        let labels = [
+            ("rpc", "verify"),
+            ("decision", decision),
+            ("reason", reason),
+        ];
+        let moved = series(&after, "keyward_decisions_total", &labels)
+            - series(&before, "keyward_decisions_total", &labels);
+        assert_eq!(moved, count, "{decision}/{reason}");
+    }
+    let total = |m: &str| series(m, "keyward_decisions_total", &[("rpc", "verify")]);
+    assert_eq!(total(&after) - total(&before), calls.len() as f64);
+    assert_eq!(
+        series(
+            &after,
+            "keyward_decision_duration_seconds_count",
+            &[("rpc", "verify")]
+        ) - series(
+            &before,
+            "keyward_decision_duration_seconds_count",
+            &[("rpc", "verify")]
+        ),
+        calls.len() as f64
+    );
+    for name in [
+        "keyward_build_info",
+        "keyward_cache_answers_total",
+        "keyward_db_pool_connections",
+        "keyward_l1_entries",
+        "keyward_admin_actions_total",
+    ] {
+        assert!(after.contains(name), "{name} missing from /metrics");
+    }
+
+    // Stop: SIGTERM flushes the spans still batched.
+    let pid = server.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let mut child = server.child;
+    assert!(child.wait().unwrap().success());
+    let logs = server.logs.lock().unwrap().join("\n");
+
+    let spans = collector.spans.lock().unwrap().clone();
+    let decisions: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.name == "keyward.verify")
+        .collect();
+    assert_eq!(
+        decisions.len(),
+        calls.len(),
+        "exactly one decision span per call"
+    );
+    for (i, (_, scope, decision, reason)) in calls.iter().enumerate() {
+        let (_, trace_id, span_id) = traceparent(i as u32);
+        let span = decisions
+            .iter()
+            .find(|s| hex::encode(&s.trace_id) == trace_id)
+            .unwrap_or_else(|| panic!("no span in trace {trace_id}"));
+        assert_eq!(
+            hex::encode(&span.parent_span_id),
+            span_id,
+            "parented to the caller's span"
+        );
+        assert_eq!(text(span, "keyward.decision"), *decision);
+        assert_eq!(text(span, "keyward.reason"), *reason);
+        assert_eq!(text(span, "keyward.required_scopes"), *scope);
+        assert_eq!(text(span, "rpc.system"), "grpc");
+        assert_eq!(text(span, "rpc.method"), "Verify");
+        let known = *reason == "ok" || *reason == "insufficient_scope";
+        if known {
+            assert_eq!(text(span, "keyward.key_id"), key_id);
+            assert_eq!(text(span, "keyward.project"), "acme");
+            assert!(["l1", "store"].contains(&text(span, "keyward.cache")));
+        } else {
+            assert!(attribute(span, "keyward.key_id").is_none());
+        }
+    }
+    assert!(
+        spans.iter().any(|s| s.name == "keyward.admin.issue"),
+        "admin actions are traced"
+    );
+
+    // Decisions reach the debug log with the same fields.
+    let decision_logs = logs
+        .lines()
+        .filter(|l| l.contains("\"target\":\"keyward::decision\""))
+        .count();
+    assert_eq!(decision_logs, calls.len());
+    assert!(logs.contains(&format!("\"key_id\":\"{key_id}\"")));
+
+    // No key, secret or digest anywhere: attributes, metrics, logs.
+    let mut exported = String::new();
+    for span in &spans {
+        exported.push_str(&span.name);
+        for kv in &span.attributes {
+            exported.push_str(&format!(" {}={:?}", kv.key, kv.value));
+        }
+        for event in &span.events {
+            exported.push_str(&format!(" {:?}", event.attributes));
+        }
+    }
+    for secret in [&key, &unknown, &admin] {
+        let body = &secret[secret.len() - 49..secret.len() - 6];
+        let digest = hex::encode(sha2::Sha256::digest(secret.as_bytes()));
+        for (place, text) in [("spans", &exported), ("metrics", &after), ("logs", &logs)] {
+            assert!(!text.contains(body), "a secret is in the {place}");
+            assert!(!text.contains(&digest), "a digest is in the {place}");
+        }
+    }
+}
