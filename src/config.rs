@@ -2,11 +2,14 @@
 //! `KEYWARD_*` environment variable, with defaults that run on a bare laptop
 //! (an SQLite file in the working directory, 127.0.0.1:50051).
 
-use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use anyhow::bail;
 
 use crate::{
     cache::{LocalOptions, RedisOptions},
     store::StoreOptions,
+    tls::TlsFiles,
 };
 
 /// A connection URL that may hold a password: `Debug` shows only its scheme.
@@ -81,6 +84,53 @@ impl DatabaseArgs {
     }
 }
 
+/// TLS for the gRPC port. All are paths of PEM files, which keyward re-reads
+/// while it runs, so renewed certificates need no restart.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct TlsArgs {
+    /// Certificate chain (leaf first) to serve gRPC over TLS; needs
+    /// --tls-key.
+    #[arg(long, env = "KEYWARD_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "KEYWARD_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificates: when set, clients must present a certificate signed
+    /// by one of them (mTLS).
+    #[arg(long, env = "KEYWARD_TLS_CLIENT_CA", value_name = "PATH")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// How often the TLS files are re-read; changed files that load are used
+    /// for new connections. 0s never re-reads them.
+    #[arg(long, env = "KEYWARD_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub tls_reload_interval: Duration,
+}
+
+impl TlsArgs {
+    /// The files to serve TLS from; `None` is plaintext.
+    pub fn files(&self) -> anyhow::Result<Option<TlsFiles>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            })),
+            (Some(_), None) => bail!(
+                "--tls-cert (KEYWARD_TLS_CERT) needs --tls-key (KEYWARD_TLS_KEY): TLS takes a certificate and its key"
+            ),
+            (None, Some(_)) => bail!(
+                "--tls-key (KEYWARD_TLS_KEY) needs --tls-cert (KEYWARD_TLS_CERT): TLS takes a certificate and its key"
+            ),
+            (None, None) if self.tls_client_ca.is_some() => bail!(
+                "--tls-client-ca (KEYWARD_TLS_CLIENT_CA) needs --tls-cert and --tls-key: client certificates need TLS"
+            ),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct Config {
     /// Address the gRPC server (KeyService, ext_authz, health, reflection)
@@ -90,6 +140,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Do not migrate the database on start (run `keyward migrate` instead,
     /// e.g. from a deployment hook).
@@ -230,6 +283,33 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("postgres:<redacted>") && shown.contains("redis:<redacted>"));
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_its_key() {
+        let plain = Config::from_args(Vec::<String>::new()).unwrap();
+        if std::env::var_os("KEYWARD_TLS_CERT").is_none() {
+            assert_eq!(plain.tls.files().unwrap(), None);
+        }
+        assert_eq!(plain.tls.tls_reload_interval, Duration::from_secs(10));
+
+        let both = Config::from_args(["--tls-cert", "a.crt", "--tls-key", "a.key"]).unwrap();
+        let files = both.tls.files().unwrap().unwrap();
+        assert_eq!(files.cert, PathBuf::from("a.crt"));
+        assert_eq!(files.key, PathBuf::from("a.key"));
+
+        for args in [
+            &["--tls-cert", "a.crt"][..],
+            &["--tls-key", "a.key"][..],
+            &["--tls-client-ca", "ca.crt"][..],
+        ] {
+            let config = Config::from_args(args).unwrap();
+            let error = config.tls.files().unwrap_err().to_string();
+            assert!(
+                error.contains(args[0]) && error.contains("KEYWARD_TLS_"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

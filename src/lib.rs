@@ -5,6 +5,7 @@
 //! - [`config`]: flags and `KEYWARD_*` variables for `keyward serve`.
 //! - [`startup`]: builds the gRPC server ([`startup::Application`]).
 //! - [`grpc`]: the gRPC services and the one place errors become statuses.
+//! - [`tls`]: TLS and mTLS for the gRPC port, with certificates reloaded from disk.
 //! - [`admin`]: issue, revoke, rotate, update: store write, then cache eviction.
 //! - [`verify`]: the hot path shared by Verify, ext_authz and admin auth.
 //! - [`decision`]: the pure decision on a key record.
@@ -28,5 +29,6 @@ pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod validate;
 pub mod verify;

@@ -1,7 +1,7 @@
 //! Builds and runs the server. Tests use the same path as `keyward serve`:
 //! `Application::build(config)` then `run_until_stopped`.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -21,6 +21,7 @@ use crate::{
     proto::{self, v1::key_service_server::KeyServiceServer},
     store::{self, KeyStore, TimeoutStore},
     telemetry,
+    tls::{self, ServerTls},
     verify::Verifier,
 };
 
@@ -41,6 +42,8 @@ pub struct Application {
     metrics: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
     state: State,
     drain_timeout: Duration,
+    /// `None`: plaintext.
+    tls: Option<ServerTls>,
 }
 
 impl Application {
@@ -73,6 +76,11 @@ impl Application {
             }
             None => None,
         };
+        let tls = config
+            .tls
+            .files()?
+            .map(|files| ServerTls::load(files, config.tls.tls_reload_interval))
+            .transpose()?;
         let store = TimeoutStore::wrap(
             store,
             config.lookup_timeout,
@@ -104,6 +112,7 @@ impl Application {
                 stopping,
             },
             drain_timeout: config.drain_timeout,
+            tls,
         })
     }
 
@@ -202,7 +211,6 @@ impl Application {
                 }
             });
         }
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -214,13 +222,32 @@ impl Application {
                 .await;
             let _ = draining_tx.send(());
         };
-        tracing::info!(addr = %self.local_addr, bus = self.state.lookup.bus_kind(), "keyward listening");
-        let server = Server::builder()
+        let tls_mode = match &self.tls {
+            None => "off",
+            Some(tls) if tls.mutual() => "mutual",
+            Some(_) => "on",
+        };
+        tracing::info!(addr = %self.local_addr, bus = self.state.lookup.bus_kind(), tls = tls_mode, "keyward listening");
+        let router = Server::builder()
             .add_service(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1alpha.max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(key_service)
-            .serve_with_incoming_shutdown(incoming, signal);
+            .add_service(key_service);
+        // Boxed once, so both kinds of connection stream fit one variable;
+        // connections themselves take the same path as before.
+        let server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+            match &self.tls {
+                None => {
+                    let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+                }
+                Some(tls) => {
+                    tls.spawn_reload(self.state.stopping.clone());
+                    let incoming =
+                        tls::incoming(self.listener, tls.config(), tls::HANDSHAKE_TIMEOUT);
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+                }
+            };
         let drain_timeout = self.drain_timeout;
         let deadline = async move {
             if draining_rx.await.is_ok() {

@@ -1,16 +1,21 @@
 //! Reaching a keyward server: the channel, the admin key, and turning gRPC
 //! statuses into errors a person can read.
 
-use std::{fmt, io::BufRead, path::Path, time::Duration};
+use std::{
+    fmt,
+    io::BufRead,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context, Result, anyhow, bail};
 use tonic::{
     Code, Request, Response, Status,
     metadata::AsciiMetadataValue,
-    transport::{Channel, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
 };
 
-use crate::proto::v1::key_service_client::KeyServiceClient;
+use crate::{proto::v1::key_service_client::KeyServiceClient, tls::pem};
 
 pub type KeyClient = KeyServiceClient<Channel>;
 
@@ -20,11 +25,12 @@ pub const ADMIN_KEY_ENV: &str = "KEYWARD_ADMIN_KEY";
 // operating system's TCP timeout, which is minutes.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-// Kept apart from the other options so that TLS settings can join `--server`
-// here without touching the commands.
-#[derive(clap::Args, Debug)]
+// Kept apart from the other options so that every command takes the same
+// server and TLS settings.
+#[derive(clap::Args, Debug, Default)]
 pub struct ConnectArgs {
-    /// URL of the keyward server.
+    /// URL of the keyward server: http://HOST:PORT, or https://HOST:PORT for
+    /// a server with TLS.
     #[arg(
         long,
         global = true,
@@ -34,17 +40,102 @@ pub struct ConnectArgs {
         value_name = "URL"
     )]
     pub server: String,
+
+    /// CA certificates (PEM) to trust for an https:// server instead of the
+    /// system's.
+    #[arg(
+        long,
+        global = true,
+        help_heading = super::keys::CLIENT_OPTIONS,
+        env = "KEYWARD_CA_FILE",
+        value_name = "PATH"
+    )]
+    pub ca_file: Option<PathBuf>,
+
+    /// Client certificate (PEM) for a server that requires one (mTLS); needs
+    /// --client-key.
+    #[arg(
+        long,
+        global = true,
+        help_heading = super::keys::CLIENT_OPTIONS,
+        env = "KEYWARD_CLIENT_CERT",
+        value_name = "PATH"
+    )]
+    pub client_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --client-cert.
+    #[arg(
+        long,
+        global = true,
+        help_heading = super::keys::CLIENT_OPTIONS,
+        env = "KEYWARD_CLIENT_KEY",
+        value_name = "PATH"
+    )]
+    pub client_key: Option<PathBuf>,
+}
+
+impl ConnectArgs {
+    fn tls_settings(&self) -> Option<&'static str> {
+        if self.ca_file.is_some() {
+            Some("--ca-file (KEYWARD_CA_FILE)")
+        } else if self.client_cert.is_some() {
+            Some("--client-cert (KEYWARD_CLIENT_CERT)")
+        } else if self.client_key.is_some() {
+            Some("--client-key (KEYWARD_CLIENT_KEY)")
+        } else {
+            None
+        }
+    }
+
+    /// TLS for an https:// server: the CA file, else the system's roots,
+    /// and the client certificate when given.
+    fn client_tls(&self) -> Result<ClientTlsConfig> {
+        let tls = ClientTlsConfig::new().timeout(CONNECT_TIMEOUT);
+        let tls = match &self.ca_file {
+            Some(path) => tls.ca_certificate(Certificate::from_pem(pem::read_certificates(
+                path, "CA file",
+            )?)),
+            None => tls.with_native_roots(),
+        };
+        match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Ok(tls.identity(Identity::from_pem(
+                pem::read_certificates(cert, "client certificate")?,
+                pem::read_private_key(key, "client key")?,
+            ))),
+            (None, None) => Ok(tls),
+            (Some(_), None) => {
+                bail!("--client-cert (KEYWARD_CLIENT_CERT) needs --client-key (KEYWARD_CLIENT_KEY)")
+            }
+            (None, Some(_)) => {
+                bail!("--client-key (KEYWARD_CLIENT_KEY) needs --client-cert (KEYWARD_CLIENT_CERT)")
+            }
+        }
+    }
 }
 
 pub async fn connect(args: &ConnectArgs) -> Result<KeyClient> {
     let server = args.server.as_str();
     // Without a scheme the URI parses, but connecting fails with a cryptic error.
-    if !server.contains("://") {
-        bail!("server URL {server:?} needs a scheme, e.g. http://{server}");
-    }
+    let Some((scheme, _)) = server.split_once("://") else {
+        bail!("server URL {server:?} needs a scheme, e.g. http://{server} or https://{server}");
+    };
     let endpoint = Endpoint::from_shared(server.to_owned())
         .with_context(|| format!("invalid server URL {server:?}"))?
         .connect_timeout(CONNECT_TIMEOUT);
+    let endpoint = match scheme {
+        "https" => endpoint
+            .tls_config(args.client_tls()?)
+            .with_context(|| format!("cannot set up TLS for {server}"))?,
+        // Keys must not travel in clear text to a server the user meant to
+        // reach over TLS.
+        "http" => match args.tls_settings() {
+            Some(setting) => {
+                bail!("{setting} is set, but the server URL {server} is not https://")
+            }
+            None => endpoint,
+        },
+        _ => bail!("server URL {server:?}: the scheme must be http or https"),
+    };
     let channel = endpoint
         .connect()
         .await
@@ -226,6 +317,7 @@ mod tests {
     async fn server_url_needs_a_scheme() {
         let args = ConnectArgs {
             server: "127.0.0.1:50051".into(),
+            ..Default::default()
         };
         let error = connect(&args).await.unwrap_err().to_string();
         assert!(error.contains("http://127.0.0.1:50051"), "{error}");
@@ -236,8 +328,52 @@ mod tests {
         // Port 1 on loopback: nothing listens there, so the connect is refused.
         let args = ConnectArgs {
             server: "http://127.0.0.1:1".into(),
+            ..Default::default()
         };
         let error = connect(&args).await.unwrap_err().to_string();
         assert_eq!(error, "cannot reach keyward at http://127.0.0.1:1");
+    }
+
+    #[tokio::test]
+    async fn tls_settings_need_an_https_url() {
+        let args = ConnectArgs {
+            server: "http://127.0.0.1:1".into(),
+            ca_file: Some("ca.crt".into()),
+            ..Default::default()
+        };
+        let error = connect(&args).await.unwrap_err().to_string();
+        assert!(
+            error.contains("--ca-file") && error.contains("https://"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn tls_files_are_checked_and_named() {
+        let args = ConnectArgs {
+            server: "https://127.0.0.1:1".into(),
+            ca_file: Some("/nonexistent/ca.crt".into()),
+            ..Default::default()
+        };
+        let error = format!("{:#}", connect(&args).await.unwrap_err());
+        assert!(error.contains("CA file /nonexistent/ca.crt"), "{error}");
+
+        let mut not_pem = tempfile::NamedTempFile::new().unwrap();
+        writeln!(not_pem, "hello").unwrap();
+        let args = ConnectArgs {
+            server: "https://127.0.0.1:1".into(),
+            ca_file: Some(not_pem.path().into()),
+            ..Default::default()
+        };
+        let error = format!("{:#}", connect(&args).await.unwrap_err());
+        assert!(error.contains("no PEM certificate"), "{error}");
+
+        let args = ConnectArgs {
+            server: "https://127.0.0.1:1".into(),
+            client_cert: Some(not_pem.path().into()),
+            ..Default::default()
+        };
+        let error = format!("{:#}", connect(&args).await.unwrap_err());
+        assert!(error.contains("needs --client-key"), "{error}");
     }
 }
