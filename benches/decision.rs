@@ -12,6 +12,7 @@ use keyward::{
     cache::{KeyLookup, LocalOptions},
     decision,
     key::{Digest, format},
+    limit::Limiter,
     store,
     telemetry::{decision::Observed, metrics::Rpc},
     verify::Verifier,
@@ -40,11 +41,14 @@ fn l1_hit(c: &mut Criterion) {
             scopes: vec!["orders:*".into(), "users:read".into()],
             expires_at: Some(Utc::now() + chrono::Duration::days(1)),
             metadata: Default::default(),
+            rate_limit: None,
+            quota: None,
+            allowed_cidrs: Vec::new(),
         };
         let (secret, _) = admin.issue(&actor, input).await.unwrap();
-        let verifier = Verifier::new(lookup);
+        let verifier = Verifier::new(lookup, Limiter::new(None));
         let warm = verifier
-            .verify(secret.expose(), &["orders:read"])
+            .verify(secret.expose(), &["orders:read"], None)
             .await
             .unwrap();
         assert!(warm.allowed());
@@ -54,7 +58,7 @@ fn l1_hit(c: &mut Criterion) {
 
     c.bench_function("verify_l1_hit", |b| {
         b.to_async(&rt).iter(|| async {
-            let verdict = verifier.verify(&key, &required).await.unwrap();
+            let verdict = verifier.verify(&key, &required, None).await.unwrap();
             assert!(verdict.allowed());
             verdict
         })
@@ -69,7 +73,7 @@ fn l1_hit(c: &mut Criterion) {
     c.bench_function("verify_l1_hit_observed", |b| {
         b.to_async(&rt).iter(|| async {
             let observed = Observed::start(Rpc::Verify, || None);
-            let outcome = verifier.verify(&key, &required).await;
+            let outcome = verifier.verify(&key, &required, None).await;
             observed.finish(&outcome, &required, false);
             outcome.unwrap()
         })
@@ -92,7 +96,14 @@ fn l1_hit(c: &mut Criterion) {
         .record
         .unwrap();
     c.bench_function("decide", |b| {
-        b.iter(|| decision::decide(Some(std::hint::black_box(&*record)), &required, Utc::now()))
+        b.iter(|| {
+            decision::decide(
+                Some(std::hint::black_box(&*record)),
+                &required,
+                None,
+                Utc::now(),
+            )
+        })
     });
 }
 

@@ -7,12 +7,14 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Duration, Utc};
+use ipnet::IpNet;
 use serde_json::json;
 
 use crate::{
     cache::KeyLookup,
     error::Error,
     key::{KeyId, SecretKey, format},
+    limit::{Quota, RateLimit},
     scope,
     store::{
         AuditAction, AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, StoredAudit,
@@ -85,6 +87,9 @@ pub struct IssueInput {
     pub scopes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub metadata: BTreeMap<String, String>,
+    pub rate_limit: Option<RateLimit>,
+    pub quota: Option<Quota>,
+    pub allowed_cidrs: Vec<IpNet>,
 }
 
 /// A validated ListKeys request.
@@ -129,6 +134,9 @@ impl Admin {
             "label": new.label,
             "scopes": new.scopes,
             "expires_at": new.expires_at,
+            "rate_limit": new.rate_limit,
+            "quota": new.quota,
+            "allowed_cidrs": new.allowed_cidrs,
         });
         let stored_view = new.to_stored();
         let event = actor.event(AuditAction::Issue, &stored_view, now, details);
@@ -181,6 +189,9 @@ impl Admin {
             // A key that had a lifetime gets the same lifetime again.
             expires_at: old.expires_at.map(|at| now + (at - old.created_at)),
             metadata: old.metadata.clone(),
+            rate_limit: old.rate_limit,
+            quota: old.quota,
+            allowed_cidrs: old.allowed_cidrs.clone(),
         };
         let (secret, new) = new_key(input, now, Some(old.id.clone()));
         let details =
@@ -219,6 +230,15 @@ impl Admin {
         }
         if changes.metadata.is_some() {
             fields.push("metadata");
+        }
+        if changes.rate_limit.is_some() {
+            fields.push("rate_limit");
+        }
+        if changes.quota.is_some() {
+            fields.push("quota");
+        }
+        if changes.allowed_cidrs.is_some() {
+            fields.push("allowed_cidrs");
         }
         let event = actor.event(AuditAction::Update, &key, now, json!({ "fields": fields }));
         let updated = self.store.update(id, &changes, now, &event).await?;
@@ -297,6 +317,9 @@ impl Admin {
                 "created_by".to_owned(),
                 "keyward admin bootstrap".to_owned(),
             )]),
+            rate_limit: None,
+            quota: None,
+            allowed_cidrs: Vec::new(),
         };
         let (secret, new) = new_key(input, now, None);
         let event = actor.event(
@@ -334,6 +357,9 @@ fn new_key(input: IssueInput, now: DateTime<Utc>, replaces: Option<KeyId>) -> (S
         created_at: now,
         expires_at: input.expires_at,
         replaces,
+        rate_limit: input.rate_limit,
+        quota: input.quota,
+        allowed_cidrs: input.allowed_cidrs,
     };
     (secret, new)
 }

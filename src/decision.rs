@@ -1,6 +1,8 @@
 //! The decision itself: a pure function of a key record and a request, so
 //! that Verify, ext_authz Check and admin authentication cannot disagree.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 
 use crate::{record::KeyRecord, scope};
@@ -43,11 +45,14 @@ impl Reason {
 }
 
 /// Checks, in this order: the key exists, is not revoked, has not expired,
-/// and covers every required scope. Revoked wins over expired so that the
-/// stronger statement is the one reported.
+/// is used from an allowed address, and covers every required scope. Revoked
+/// wins over expired so that the stronger statement is the one reported. A
+/// key restricted to some addresses is refused when the address is unknown.
+/// (Rate limits and quotas are stateful: `limit` applies them after this.)
 pub fn decide<S: AsRef<str>>(
     record: Option<&KeyRecord>,
     required_scopes: &[S],
+    client_ip: Option<IpAddr>,
     now: DateTime<Utc>,
 ) -> Reason {
     let Some(record) = record else {
@@ -58,6 +63,11 @@ pub fn decide<S: AsRef<str>>(
     }
     if record.expires_at.is_some_and(|at| at <= now) {
         return Reason::Expired;
+    }
+    if !record.cidrs.is_empty()
+        && !client_ip.is_some_and(|ip| record.cidrs.iter().any(|net| net.contains(&ip)))
+    {
+        return Reason::SourceNotAllowed;
     }
     if !scope::covers_all(&record.scopes, required_scopes) {
         return Reason::InsufficientScope;
@@ -78,6 +88,8 @@ mod tests {
             scopes: scopes.iter().map(|s| Box::from(*s)).collect(),
             expires_at: None,
             revoked_at: None,
+            limits: None,
+            cidrs: Box::new([]),
         }
     }
 
@@ -89,16 +101,16 @@ mod tests {
     fn ok_when_every_scope_is_covered() {
         let r = record(&["orders:*", "users:read"]);
         assert_eq!(
-            decide(Some(&r), &["orders:read", "users:read"], now()),
+            decide(Some(&r), &["orders:read", "users:read"], None, now()),
             Reason::Ok
         );
-        assert_eq!(decide(Some(&r), &[] as &[&str], now()), Reason::Ok);
+        assert_eq!(decide(Some(&r), &[] as &[&str], None, now()), Reason::Ok);
         assert!(Reason::Ok.allowed());
     }
 
     #[test]
     fn unknown_without_a_record() {
-        assert_eq!(decide(None, &["a"], now()), Reason::Unknown);
+        assert_eq!(decide(None, &["a"], None, now()), Reason::Unknown);
     }
 
     #[test]
@@ -106,9 +118,9 @@ mod tests {
         let mut r = record(&["a"]);
         let t = now();
         r.revoked_at = Some(t);
-        assert_eq!(decide(Some(&r), &["a"], t), Reason::Revoked);
+        assert_eq!(decide(Some(&r), &["a"], None, t), Reason::Revoked);
         assert_eq!(
-            decide(Some(&r), &["a"], t - Duration::seconds(1)),
+            decide(Some(&r), &["a"], None, t - Duration::seconds(1)),
             Reason::Ok,
             "rotation grace"
         );
@@ -119,9 +131,9 @@ mod tests {
         let mut r = record(&["a"]);
         let t = now();
         r.expires_at = Some(t);
-        assert_eq!(decide(Some(&r), &["a"], t), Reason::Expired);
+        assert_eq!(decide(Some(&r), &["a"], None, t), Reason::Expired);
         assert_eq!(
-            decide(Some(&r), &["a"], t - Duration::microseconds(1)),
+            decide(Some(&r), &["a"], None, t - Duration::microseconds(1)),
             Reason::Ok
         );
     }
@@ -132,7 +144,7 @@ mod tests {
         let t = now();
         r.expires_at = Some(t - Duration::seconds(2));
         r.revoked_at = Some(t - Duration::seconds(1));
-        assert_eq!(decide(Some(&r), &["a"], t), Reason::Revoked);
+        assert_eq!(decide(Some(&r), &["a"], None, t), Reason::Revoked);
     }
 
     #[test]
@@ -140,17 +152,53 @@ mod tests {
         let mut r = record(&[]);
         let t = now();
         r.expires_at = Some(t - Duration::seconds(1));
-        assert_eq!(decide(Some(&r), &["a"], t), Reason::Expired);
+        assert_eq!(decide(Some(&r), &["a"], None, t), Reason::Expired);
     }
 
     #[test]
     fn insufficient_scope_when_one_is_missing() {
         let r = record(&["orders:read"]);
         assert_eq!(
-            decide(Some(&r), &["orders:read", "orders:write"], now()),
+            decide(Some(&r), &["orders:read", "orders:write"], None, now()),
             Reason::InsufficientScope
         );
         assert!(!Reason::InsufficientScope.allowed());
+    }
+
+    #[test]
+    fn source_not_allowed_outside_the_key_cidrs() {
+        let mut r = record(&["a"]);
+        r.cidrs = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ]
+        .into_boxed_slice();
+        let inside: IpAddr = "10.1.2.3".parse().unwrap();
+        let outside: IpAddr = "192.168.0.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(decide(Some(&r), &["a"], Some(inside), now()), Reason::Ok);
+        assert_eq!(decide(Some(&r), &["a"], Some(v6), now()), Reason::Ok);
+        assert_eq!(
+            decide(Some(&r), &["a"], Some(outside), now()),
+            Reason::SourceNotAllowed
+        );
+        assert_eq!(
+            decide(Some(&r), &["a"], None, now()),
+            Reason::SourceNotAllowed,
+            "unknown address"
+        );
+        assert_eq!(
+            decide(Some(&r), &["b"], Some(outside), now()),
+            Reason::SourceNotAllowed,
+            "source before scope"
+        );
+        assert!(!Reason::SourceNotAllowed.allowed());
+        let open = record(&["a"]);
+        assert_eq!(
+            decide(Some(&open), &["a"], None, now()),
+            Reason::Ok,
+            "no restriction"
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum Error {
     Unauthenticated(String),
     #[error("{0}")]
     PermissionDenied(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// A dependency is down; nothing was changed.
     #[error("{0}")]
     Unavailable(String),

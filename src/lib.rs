@@ -9,6 +9,7 @@
 //! - [`admin`]: issue, revoke, rotate, update: store write, then cache eviction.
 //! - [`verify`]: the hot path shared by Verify, ext_authz and admin auth.
 //! - [`decision`]: the pure decision on a key record.
+//! - [`limit`]: rate limits and quotas (local GCRA, or one Redis script).
 //! - [`cache`]: the tiered lookup (in-process L1, then the store).
 //! - [`store`]: the `KeyStore` trait and its Postgres and SQLite engines.
 //! - [`key`], [`scope`], [`record`]: the vocabulary.
@@ -22,6 +23,7 @@ pub mod decision;
 pub mod error;
 pub mod grpc;
 pub mod key;
+pub mod limit;
 pub mod proto;
 pub mod record;
 pub mod scope;

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use ipnet::IpNet;
 
-use crate::key::KeyId;
+use crate::{key::KeyId, limit::Limits};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
@@ -17,4 +18,9 @@ pub struct KeyRecord {
     /// Set by Revoke (now) and Rotate (now + grace): a future time means the
     /// key still works until then.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Rate limit and quota; `None` for most keys, which then cost nothing
+    /// extra to decide.
+    pub limits: Option<Box<Limits>>,
+    /// Addresses the key may be used from; empty: anywhere.
+    pub cidrs: Box<[IpNet]>,
 }

@@ -18,6 +18,7 @@ use crate::{
     },
     config::Config,
     grpc::{MAX_REQUEST_BYTES, key_service::KeyServiceImpl},
+    limit::{Limiter, RedisLimiter},
     proto::{self, v1::key_service_server::KeyServiceServer},
     store::{self, KeyStore, TimeoutStore},
     telemetry,
@@ -94,7 +95,12 @@ impl Application {
         }
         let stopping = CancellationToken::new();
         let lookup = Self::build_lookup(&config, store.clone(), &stopping)?;
-        let verifier = Verifier::new(lookup.clone());
+        let limiter = Limiter::new(
+            lookup
+                .l2()
+                .map(|redis| RedisLimiter::new(redis.clone(), &config.namespace)),
+        );
+        let verifier = Verifier::new(lookup.clone(), limiter);
         let admin = Arc::new(Admin::new(store.clone(), lookup.clone()));
         let listener = TcpListener::bind(config.listen)
             .await

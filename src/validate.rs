@@ -117,6 +117,32 @@ pub fn future_time(field: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Result
     Ok(())
 }
 
+pub const MAX_CIDRS: usize = 64;
+
+/// Allowed sources: CIDR ranges or single addresses, at most 64.
+pub fn cidrs(field: &str, texts: &[String]) -> Result<Vec<ipnet::IpNet>, Error> {
+    if texts.len() > MAX_CIDRS {
+        return Err(Error::invalid(
+            field,
+            format!("more than {MAX_CIDRS} ranges"),
+        ));
+    }
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let net = text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    Error::invalid(format!("{field}[{i}]"), "not a CIDR range or an IP address")
+                })?;
+            // `10.1.2.3/8` means 10.0.0.0/8: store what is meant.
+            Ok(net.trunc())
+        })
+        .collect()
+}
+
 pub fn reason(field: &str, reason: &str) -> Result<(), Error> {
     if reason.len() > MAX_REASON {
         return Err(Error::invalid(
@@ -186,6 +212,28 @@ mod tests {
         assert_eq!(field_of(metadata("metadata", &m)), "metadata[big]");
         let empty_key: BTreeMap<_, _> = [(String::new(), String::new())].into();
         assert_eq!(field_of(metadata("metadata", &empty_key)), "metadata");
+    }
+
+    #[test]
+    fn cidrs_accept_ranges_and_addresses() {
+        let nets = cidrs(
+            "allowed_cidrs",
+            &["10.1.2.3/8".into(), "2001:db8::1".into()],
+        )
+        .unwrap();
+        assert_eq!(nets[0].to_string(), "10.0.0.0/8");
+        assert_eq!(nets[1].to_string(), "2001:db8::1/128");
+        assert_eq!(
+            field_of(cidrs(
+                "allowed_cidrs",
+                &["10.0.0.0/8".into(), "nope".into()]
+            )),
+            "allowed_cidrs[1]"
+        );
+        assert_eq!(
+            field_of(cidrs("allowed_cidrs", &vec!["10.0.0.1".into(); 65])),
+            "allowed_cidrs"
+        );
     }
 
     #[test]

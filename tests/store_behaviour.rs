@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use keyward::{
     key::{Digest, KeyId, format},
+    limit::{Quota, QuotaPeriod, RateLimit},
     store::{
         AuditAction, AuditEvent, AuditQuery, KeyChanges, KeyStatus, KeyStore, ListQuery, NewKey,
         StoreError,
@@ -38,6 +39,13 @@ fn new_key(project: &str, label: &str) -> NewKey {
         created_at: now(),
         expires_at: None,
         replaces: None,
+        rate_limit: Some(RateLimit {
+            limit: 100,
+            period: std::time::Duration::from_secs(1),
+            burst: 10,
+        }),
+        quota: None,
+        allowed_cidrs: vec!["10.0.0.0/8".parse().unwrap()],
     }
 }
 
@@ -105,6 +113,8 @@ async fn insert_get_and_find(db: TestDb) {
     assert_eq!(record.id, key.id);
     assert_eq!(&*record.project, "acme");
     assert_eq!(record.scopes.len(), 2);
+    assert_eq!(record.limits.as_ref().and_then(|l| l.rate), key.rate_limit);
+    assert_eq!(record.cidrs.len(), 1);
     assert!(
         store
             .find_by_digest(&Digest::from_bytes([0; 32]))
@@ -308,11 +318,20 @@ async fn updates_apply_atomically(db: TestDb) {
     insert(&store, &other).await;
 
     let at = now();
+    let quota = Quota {
+        limit: 5,
+        period: QuotaPeriod::Month,
+        refill_amount: 0,
+        refill_interval: std::time::Duration::ZERO,
+    };
     let changes = KeyChanges {
         label: Some("ci-2".into()),
         scopes: Some(vec!["billing:read".into()]),
         expires_at: Some(Some(at + Duration::days(1))),
         metadata: Some([("owner".to_string(), "team-b".to_string())].into()),
+        rate_limit: Some(None),
+        quota: Some(Some(quota)),
+        allowed_cidrs: Some(vec![]),
     };
     let updated = store
         .update(
@@ -327,10 +346,15 @@ async fn updates_apply_atomically(db: TestDb) {
     assert_eq!(updated.scopes, vec!["billing:read".to_string()]);
     assert_eq!(updated.expires_at, Some(at + Duration::days(1)));
     assert_eq!(updated.metadata["owner"], "team-b");
+    assert_eq!(updated.rate_limit, None);
+    assert_eq!(updated.quota, Some(quota));
+    assert!(updated.allowed_cidrs.is_empty());
     assert_eq!(updated.updated_at, at);
     assert_eq!(store.get(&key.id).await.unwrap().unwrap(), updated);
     let record = store.find_by_digest(&key.digest).await.unwrap().unwrap();
     assert_eq!(&*record.scopes[0], "billing:read");
+    assert_eq!(record.limits.as_ref().and_then(|l| l.quota), Some(quota));
+    assert!(record.cidrs.is_empty());
 
     // Taking a live label fails and changes nothing, scopes included.
     let clash = KeyChanges {

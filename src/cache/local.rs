@@ -173,6 +173,8 @@ mod tests {
                 scopes: Box::new([]),
                 expires_at: None,
                 revoked_at: None,
+                limits: None,
+                cidrs: Box::new([]),
             })),
             confirmed_at: 0,
             fetched_at: 0,

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{breaker::Breaker, local::Entry};
 use crate::{
     key::{Digest, KeyId},
+    limit::{Limits, Quota, RateLimit},
     record::KeyRecord,
 };
 
@@ -69,6 +70,12 @@ struct StoredRecord {
     s: Vec<String>,
     e: Option<i64>,
     x: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rl: Option<RateLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    q: Option<Quota>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    n: Vec<ipnet::IpNet>,
 }
 
 impl RedisCache {
@@ -192,8 +199,9 @@ impl RedisCache {
     }
 
     /// Runs one command on a pooled connection within the timeout; a failure
-    /// opens the breaker and is `None`.
-    async fn call<T>(
+    /// opens the breaker and is `None`. (The shared rate limiter runs its
+    /// script through this too: one pool, one breaker per process.)
+    pub(crate) async fn call<T>(
         &self,
         command: impl AsyncFnOnce(&mut deadpool_redis::Connection) -> redis::RedisResult<T>,
     ) -> Option<T> {
@@ -238,6 +246,9 @@ fn encode(entry: &Entry) -> Vec<u8> {
             s: r.scopes.iter().map(|s| s.to_string()).collect(),
             e: r.expires_at.map(|t| t.timestamp_micros()),
             x: r.revoked_at.map(|t| t.timestamp_micros()),
+            rl: r.limits.as_ref().and_then(|l| l.rate),
+            q: r.limits.as_ref().and_then(|l| l.quota),
+            n: r.cidrs.to_vec(),
         }),
     };
     serde_json::to_vec(&stored).expect("records serialise")
@@ -253,6 +264,8 @@ fn decode(bytes: &[u8]) -> Option<Entry> {
             scopes: r.s.into_iter().map(String::into_boxed_str).collect(),
             expires_at: time(r.e)?,
             revoked_at: time(r.x)?,
+            limits: Limits::new(r.rl, r.q),
+            cidrs: r.n.into_boxed_slice(),
         })),
     };
     Some(Entry {
@@ -283,6 +296,15 @@ mod tests {
             scopes: vec![Box::from("orders:*")].into_boxed_slice(),
             expires_at: Some(now),
             revoked_at: None,
+            limits: Limits::new(
+                Some(RateLimit {
+                    limit: 5,
+                    period: Duration::from_secs(1),
+                    burst: 2,
+                }),
+                None,
+            ),
+            cidrs: vec!["10.0.0.0/8".parse().unwrap()].into_boxed_slice(),
         };
         let entry = Entry {
             record: Some(Arc::new(record.clone())),

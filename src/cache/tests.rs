@@ -41,6 +41,8 @@ impl KeyStore for Switchable {
             scopes: Box::new([]),
             expires_at: None,
             revoked_at: None,
+            limits: None,
+            cidrs: Box::new([]),
         }))
     }
     async fn get(&self, _: &KeyId) -> Result<Option<StoredKey>, StoreError> {

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::{
     client::{self, AdminKey, ConnectArgs, KeyClient, ResponseExt},
+    limits::{ClearLimitArgs, LimitArgs},
     output::{self, json_text},
 };
 use crate::proto::v1 as pb;
@@ -100,6 +101,9 @@ struct IssueArgs {
     /// Metadata pair to keep with the key, e.g. `owner=ana`; repeat for more.
     #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_pair)]
     metadata: Vec<(String, String)>,
+
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Args, Debug)]
@@ -211,6 +215,12 @@ struct UpdateArgs {
     /// Remove all metadata.
     #[arg(long)]
     clear_metadata: bool,
+
+    #[command(flatten)]
+    limits: LimitArgs,
+
+    #[command(flatten)]
+    clear_limits: ClearLimitArgs,
 }
 
 #[derive(Args, Debug)]
@@ -452,6 +462,9 @@ fn issue_request(args: IssueArgs, now: DateTime<Utc>) -> Result<pb::IssueRequest
         scopes: args.scopes,
         expires_at: args.expiry.resolve(now)?,
         metadata: metadata(args.metadata)?,
+        rate_limit: args.limits.rate_limit(),
+        quota: args.limits.quota()?,
+        allowed_cidrs: args.limits.allowed_cidrs(),
     })
 }
 
@@ -485,10 +498,13 @@ fn update_request(args: UpdateArgs, now: DateTime<Utc>) -> Result<pb::UpdateKeyR
     if !args.metadata.is_empty() || args.clear_metadata {
         paths.push("metadata");
     }
+    paths.extend(args.limits.paths());
+    paths.extend(args.clear_limits.paths());
     if paths.is_empty() {
         bail!(
             "nothing to update: give --label, --scope, --clear-scopes, --expires-in, \
-             --expires-at, --no-expiry, --meta or --clear-metadata"
+             --expires-at, --no-expiry, --meta, --clear-metadata, --rate-limit, \
+             --no-rate-limit, --quota, --no-quota, --allow-cidr or --clear-cidrs"
         );
     }
     Ok(pb::UpdateKeyRequest {
@@ -497,6 +513,9 @@ fn update_request(args: UpdateArgs, now: DateTime<Utc>) -> Result<pb::UpdateKeyR
         scopes: args.scopes,
         expires_at,
         metadata: metadata(args.metadata)?,
+        rate_limit: args.limits.rate_limit(),
+        quota: args.limits.quota()?,
+        allowed_cidrs: args.limits.allowed_cidrs(),
         update_mask: Some(prost_types::FieldMask {
             paths: paths.into_iter().map(str::to_owned).collect(),
         }),

@@ -4,6 +4,7 @@
 mod audit;
 mod client;
 pub mod keys;
+mod limits;
 mod output;
 
 use std::process::ExitCode;

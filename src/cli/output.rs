@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat};
 use prost_types::Timestamp;
 use serde_json::{Map, Value, json};
 
-use crate::proto::v1::{KeyInfo, KeyStatus, Reason, VerifyResponse};
+use crate::proto::v1::{self as pb, KeyInfo, KeyStatus, Reason, VerifyResponse};
 
 /// Writes to stdout; a closed pipe (`keyward keys list | head`) is not an error.
 pub fn print(text: &str) -> anyhow::Result<()> {
@@ -204,6 +204,16 @@ pub fn key_details(info: &KeyInfo) -> String {
     field("revoke_reason", or_dash(&info.revoke_reason));
     field("replaced_by", or_dash(&info.replaced_by));
     field("replaces", or_dash(&info.replaces));
+    field(
+        "rate_limit",
+        info.rate_limit.as_ref().map_or("-".to_owned(), rate_text),
+    );
+    field(
+        "quota",
+        info.quota.as_ref().map_or("-".to_owned(), quota_text),
+    );
+    field("allowed_cidrs", scopes_text(&info.allowed_cidrs, ", "));
+    field("last_used_at", time_text(info.last_used_at.as_ref(), "-"));
     let pairs = sorted_metadata(info);
     if pairs.is_empty() {
         field("metadata", "-".to_owned());
@@ -236,7 +246,51 @@ pub fn key_json(info: &KeyInfo) -> Value {
         "revoke_reason": info.revoke_reason,
         "replaced_by": info.replaced_by,
         "replaces": info.replaces,
+        "rate_limit": info.rate_limit.as_ref().map(|r| json!({
+            "limit": r.limit,
+            "period": r.period.map(|p| duration_text(&p)),
+            "burst": r.burst,
+        })),
+        "quota": info.quota.as_ref().map(|q| json!({
+            "limit": q.limit,
+            "period": pb::quota::Period::try_from(q.period).map_or(json!(q.period), |p| json!(p.as_str_name())),
+            "refill_amount": q.refill_amount,
+            "refill_interval": q.refill_interval.map(|d| duration_text(&d)),
+        })),
+        "allowed_cidrs": info.allowed_cidrs,
+        "last_used_at": time_json(info.last_used_at.as_ref()),
     })
+}
+
+/// A proto duration as seconds, e.g. `1.5s`.
+fn duration_text(d: &prost_types::Duration) -> String {
+    let secs = d.seconds as f64 + f64::from(d.nanos) / 1e9;
+    format!("{secs}s")
+}
+
+fn rate_text(r: &pb::RateLimit) -> String {
+    let period = r.period.as_ref().map_or("1s".to_owned(), duration_text);
+    format!("{}/{period}, burst {}", r.limit, r.burst.max(1))
+}
+
+fn quota_text(q: &pb::Quota) -> String {
+    let period = match pb::quota::Period::try_from(q.period) {
+        Ok(pb::quota::Period::Day) => "day",
+        Ok(pb::quota::Period::Month) => "month",
+        Ok(pb::quota::Period::Credits) => "credits",
+        _ => "?",
+    };
+    match &q.refill_interval {
+        Some(every) if q.refill_amount > 0 => {
+            format!(
+                "{}/{period}, +{} every {}",
+                q.limit,
+                q.refill_amount,
+                duration_text(every)
+            )
+        }
+        _ => format!("{}/{period}", q.limit),
+    }
 }
 
 pub fn verify_details(response: &VerifyResponse) -> String {
@@ -260,6 +314,12 @@ pub fn verify_details(response: &VerifyResponse) -> String {
         "expires_at",
         time_text(response.expires_at.as_ref(), absent),
     );
+    if let Some(retry) = &response.retry_after {
+        field("retry_after", duration_text(retry));
+    }
+    if let Some(remaining) = response.quota_remaining {
+        field("quota_remaining", remaining.to_string());
+    }
     table.render()
 }
 
@@ -271,6 +331,8 @@ pub fn verify_json(response: &VerifyResponse) -> Value {
         "project": response.project,
         "scopes": response.scopes,
         "expires_at": time_json(response.expires_at.as_ref()),
+        "retry_after": response.retry_after.as_ref().map(duration_text),
+        "quota_remaining": response.quota_remaining,
     })
 }
 
@@ -331,7 +393,21 @@ mod tests {
 
     #[test]
     fn key_details_lists_every_field_and_sorted_metadata() {
-        let text = key_details(&info());
+        let mut info = info();
+        info.rate_limit = Some(pb::RateLimit {
+            limit: 100,
+            period: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 0,
+            }),
+            burst: 10,
+        });
+        info.quota = Some(pb::Quota {
+            limit: 500,
+            period: pb::quota::Period::Day as i32,
+            ..Default::default()
+        });
+        let text = key_details(&info);
         let expected = "\
 id             key_01
 project        acme
@@ -346,6 +422,10 @@ revoked_at     -
 revoke_reason  -
 replaced_by    -
 replaces       -
+rate_limit     100/1s, burst 10
+quota          500/day
+allowed_cidrs  -
+last_used_at   -
 metadata       owner=ana
                team=pay
 ";
@@ -363,7 +443,9 @@ metadata       owner=ana
         assert_eq!(value["expires_at"], Value::Null);
         assert_eq!(value["metadata"], json!({"owner": "ana", "team": "pay"}));
         assert_eq!(value["replaced_by"], "");
-        assert_eq!(value.as_object().unwrap().len(), 14);
+        assert_eq!(value["rate_limit"], Value::Null);
+        assert_eq!(value["allowed_cidrs"], json!([]));
+        assert_eq!(value.as_object().unwrap().len(), 18);
     }
 
     #[test]
@@ -393,6 +475,8 @@ metadata       owner=ana
             project: "acme".into(),
             scopes: vec!["orders:read".into()],
             expires_at: None,
+            retry_after: None,
+            quota_remaining: None,
         };
         let text = verify_details(&response);
         assert!(

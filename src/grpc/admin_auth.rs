@@ -17,7 +17,9 @@ use crate::{
 
 pub async fn authenticate<T>(verifier: &Verifier, request: &Request<T>) -> Result<Actor, Error> {
     let key = bearer(request.metadata())?;
-    let verdict = verifier.verify(key, &[scope::ADMIN]).await?;
+    // An admin key restricted to some addresses must come from one of them.
+    let source = request.remote_addr().map(|addr| addr.ip());
+    let verdict = verifier.verify(key, &[scope::ADMIN], source).await?;
     match (verdict.reason, verdict.record) {
         (Reason::Ok, Some(record)) => Ok(Actor {
             key_id: Some(record.id.clone()),
@@ -34,6 +36,12 @@ pub async fn authenticate<T>(verifier: &Verifier, request: &Request<T>) -> Resul
             "this key lacks the {} scope",
             scope::ADMIN
         ))),
+        (Reason::SourceNotAllowed, _) => Err(Error::PermissionDenied(
+            "this admin key may not be used from this address".to_owned(),
+        )),
+        (Reason::RateLimited | Reason::QuotaExceeded, _) => Err(Error::ResourceExhausted(
+            "this admin key is over its rate limit or quota".to_owned(),
+        )),
         // Which of missing, malformed, unknown, revoked or expired is not the
         // caller's business.
         _ => Err(Error::Unauthenticated("invalid admin key".to_owned())),

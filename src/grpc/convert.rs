@@ -7,6 +7,7 @@ use crate::{
     decision::Reason,
     error::Error,
     key::KeyId,
+    limit::{Quota, QuotaPeriod, RateLimit},
     proto::v1 as pb,
     store::{KeyStatus, StoredKey},
     verify::Verdict,
@@ -98,7 +99,128 @@ pub fn key_info(key: &StoredKey, now: DateTime<Utc>) -> pb::KeyInfo {
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default(),
+        rate_limit: key.rate_limit.as_ref().map(rate_limit_to_pb),
+        quota: key.quota.as_ref().map(quota_to_pb),
+        allowed_cidrs: key.allowed_cidrs.iter().map(ToString::to_string).collect(),
+        last_used_at: key.last_used_at.map(timestamp),
     }
+}
+
+fn std_duration(d: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
+fn to_std(field: &str, d: &prost_types::Duration) -> Result<std::time::Duration, Error> {
+    from_duration(field, d)?
+        .to_std()
+        .map_err(|_| Error::invalid(field, "out of range"))
+}
+
+pub fn rate_limit_to_pb(limit: &RateLimit) -> pb::RateLimit {
+    pb::RateLimit {
+        limit: limit.limit,
+        period: Some(std_duration(limit.period)),
+        burst: limit.burst,
+    }
+}
+
+pub fn quota_to_pb(quota: &Quota) -> pb::Quota {
+    let period = match quota.period {
+        QuotaPeriod::Day => pb::quota::Period::Day,
+        QuotaPeriod::Month => pb::quota::Period::Month,
+        QuotaPeriod::Credits => pb::quota::Period::Credits,
+    };
+    pb::Quota {
+        limit: quota.limit,
+        period: period.into(),
+        refill_amount: quota.refill_amount,
+        refill_interval: (!quota.refill_interval.is_zero())
+            .then(|| std_duration(quota.refill_interval)),
+    }
+}
+
+pub fn rate_limit(field: &str, limit: &pb::RateLimit) -> Result<RateLimit, Error> {
+    if limit.limit == 0 {
+        return Err(Error::invalid(
+            format!("{field}.limit"),
+            "must be at least 1",
+        ));
+    }
+    let period = match &limit.period {
+        None => std::time::Duration::from_secs(1),
+        Some(d) => to_std(&format!("{field}.period"), d)?,
+    };
+    if !(RateLimit::MIN_PERIOD..=RateLimit::MAX_PERIOD).contains(&period) {
+        return Err(Error::invalid(
+            format!("{field}.period"),
+            "must be 1 ms to 1 day",
+        ));
+    }
+    if u64::from(limit.limit) > period.as_micros() as u64 {
+        return Err(Error::invalid(
+            format!("{field}.limit"),
+            "more than one call per microsecond",
+        ));
+    }
+    Ok(RateLimit {
+        limit: limit.limit,
+        period,
+        burst: limit.burst.max(1),
+    })
+}
+
+pub fn quota(field: &str, quota: &pb::Quota) -> Result<Quota, Error> {
+    if quota.limit < 1 {
+        return Err(Error::invalid(
+            format!("{field}.limit"),
+            "must be at least 1",
+        ));
+    }
+    let period = match pb::quota::Period::try_from(quota.period) {
+        Ok(pb::quota::Period::Day) => QuotaPeriod::Day,
+        Ok(pb::quota::Period::Month) => QuotaPeriod::Month,
+        Ok(pb::quota::Period::Credits) => QuotaPeriod::Credits,
+        _ => {
+            return Err(Error::invalid(
+                format!("{field}.period"),
+                "one of PERIOD_DAY, PERIOD_MONTH, PERIOD_CREDITS",
+            ));
+        }
+    };
+    let refill_interval = match &quota.refill_interval {
+        None => std::time::Duration::ZERO,
+        Some(d) => to_std(&format!("{field}.refill_interval"), d)?,
+    };
+    let refills = quota.refill_amount != 0 || !refill_interval.is_zero();
+    if refills {
+        if period != QuotaPeriod::Credits {
+            return Err(Error::invalid(
+                format!("{field}.refill_amount"),
+                "only credits refill",
+            ));
+        }
+        if quota.refill_amount < 1 {
+            return Err(Error::invalid(
+                format!("{field}.refill_amount"),
+                "must be at least 1 with a refill interval",
+            ));
+        }
+        if refill_interval < std::time::Duration::from_secs(1) {
+            return Err(Error::invalid(
+                format!("{field}.refill_interval"),
+                "must be at least 1 s with a refill amount",
+            ));
+        }
+    }
+    Ok(Quota {
+        limit: quota.limit,
+        period,
+        refill_amount: quota.refill_amount,
+        refill_interval,
+    })
 }
 
 pub fn verify_response(verdict: &Verdict) -> pb::VerifyResponse {
@@ -113,6 +235,8 @@ pub fn verify_response(verdict: &Verdict) -> pb::VerifyResponse {
         response.scopes = record.scopes.iter().map(|s| s.to_string()).collect();
         response.expires_at = record.expires_at.map(timestamp);
     }
+    response.retry_after = verdict.retry_after.map(std_duration);
+    response.quota_remaining = verdict.quota_remaining;
     response
 }
 
@@ -178,6 +302,68 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn rate_limits_are_checked() {
+        let ok = pb::RateLimit {
+            limit: 100,
+            period: None,
+            burst: 10,
+        };
+        let limit = rate_limit("rate_limit", &ok).unwrap();
+        assert_eq!(limit.period, std::time::Duration::from_secs(1));
+        assert_eq!(rate_limit_to_pb(&limit).limit, 100);
+        let zero = pb::RateLimit { limit: 0, ..ok };
+        assert!(
+            matches!(rate_limit("rate_limit", &zero), Err(Error::InvalidArgument { field, .. }) if field == "rate_limit.limit")
+        );
+        let long = pb::RateLimit {
+            period: Some(prost_types::Duration {
+                seconds: 90_000,
+                nanos: 0,
+            }),
+            ..ok
+        };
+        assert!(rate_limit("rate_limit", &long).is_err());
+        assert_eq!(
+            rate_limit("r", &pb::RateLimit { burst: 0, ..ok })
+                .unwrap()
+                .burst,
+            1
+        );
+    }
+
+    #[test]
+    fn quotas_are_checked() {
+        let day = pb::Quota {
+            limit: 500,
+            period: pb::quota::Period::Day as i32,
+            ..Default::default()
+        };
+        assert_eq!(quota("quota", &day).unwrap().period, QuotaPeriod::Day);
+        let unspecified = pb::Quota { period: 0, ..day };
+        assert!(quota("quota", &unspecified).is_err());
+        let refilled_day = pb::Quota {
+            refill_amount: 5,
+            ..day
+        };
+        assert!(
+            quota("quota", &refilled_day).is_err(),
+            "only credits refill"
+        );
+        let credits = pb::Quota {
+            limit: 10,
+            period: pb::quota::Period::Credits as i32,
+            refill_amount: 1,
+            refill_interval: Some(prost_types::Duration {
+                seconds: 60,
+                nanos: 0,
+            }),
+        };
+        let q = quota("quota", &credits).unwrap();
+        assert!(q.refills());
+        assert_eq!(quota_to_pb(&q), credits);
     }
 
     #[test]

@@ -78,6 +78,17 @@ impl KeyServiceImpl {
             scopes,
             expires_at,
             metadata,
+            rate_limit: req
+                .rate_limit
+                .as_ref()
+                .map(|l| convert::rate_limit("rate_limit", l))
+                .transpose()?,
+            quota: req
+                .quota
+                .as_ref()
+                .map(|q| convert::quota("quota", q))
+                .transpose()?,
+            allowed_cidrs: validate::cidrs("allowed_cidrs", &req.allowed_cidrs)?,
         };
         let (secret, key) = self.admin.issue(&actor, input).await?;
         observed.target(key.id.as_str(), &key.project);
@@ -188,7 +199,7 @@ impl KeyServiceImpl {
         if paths.is_empty() {
             return Err(Error::invalid(
                 "update_mask",
-                "must name at least one of label, scopes, expires_at, metadata",
+                "must name at least one of label, scopes, expires_at, metadata, rate_limit, quota, allowed_cidrs",
             )
             .into());
         }
@@ -317,11 +328,18 @@ impl KeyService for KeyServiceImpl {
         let (metadata, _, req) = request.into_parts();
         validate::key_length("key", &req.key)?;
         validate::required_scopes("required_scopes", &req.required_scopes)?;
-        if !req.client_ip.is_empty() && req.client_ip.parse::<IpAddr>().is_err() {
-            return Err(Error::invalid("client_ip", "not an IPv4 or IPv6 address").into());
-        }
+        let client_ip = match req.client_ip.as_str() {
+            "" => None,
+            ip => Some(
+                ip.parse::<IpAddr>()
+                    .map_err(|_| Error::invalid("client_ip", "not an IPv4 or IPv6 address"))?,
+            ),
+        };
         let observed = Observed::start(Rpc::Verify, || otel::from_metadata(&metadata));
-        let outcome = self.verifier.verify(&req.key, &req.required_scopes).await;
+        let outcome = self
+            .verifier
+            .verify(&req.key, &req.required_scopes, client_ip)
+            .await;
         observed.finish(&outcome, &req.required_scopes, false);
         let verdict = outcome.map_err(Error::from)?;
         Ok(Response::new(convert::verify_response(&verdict)))

@@ -13,6 +13,7 @@ impl From<Error> for Status {
             Error::FailedPrecondition(m) => Status::failed_precondition(m),
             Error::Unauthenticated(m) => Status::unauthenticated(m),
             Error::PermissionDenied(m) => Status::permission_denied(m),
+            Error::ResourceExhausted(m) => Status::resource_exhausted(m),
             Error::Unavailable(m) => {
                 tracing::warn!(error = %m, "dependency unavailable");
                 Status::unavailable(m)
@@ -46,6 +47,10 @@ mod tests {
             ),
             (Error::Unauthenticated("x".into()), Code::Unauthenticated),
             (Error::PermissionDenied("x".into()), Code::PermissionDenied),
+            (
+                Error::ResourceExhausted("x".into()),
+                Code::ResourceExhausted,
+            ),
             (Error::Unavailable("x".into()), Code::Unavailable),
             (Error::Internal("secret detail".into()), Code::Internal),
         ];

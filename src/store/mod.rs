@@ -77,6 +77,25 @@ fn label_conflict(error: sqlx::Error, project: &str, label: &str) -> StoreError 
     }
 }
 
+/// CIDRs as stored: their canonical text.
+fn cidr_texts(cidrs: &[ipnet::IpNet]) -> Vec<String> {
+    cidrs.iter().map(ToString::to_string).collect()
+}
+
+fn parse_cidrs(texts: Vec<String>) -> Result<Vec<ipnet::IpNet>, StoreError> {
+    texts
+        .iter()
+        .map(|t| {
+            t.parse()
+                .map_err(|_| StoreError::Other(format!("stored CIDR {t:?} is invalid")))
+        })
+        .collect()
+}
+
+fn json_opt<T>(value: Option<sqlx::types::Json<T>>) -> Option<T> {
+    value.map(|j| j.0)
+}
+
 /// Results of the writes that change a key another replica may have cached.
 #[derive(Debug, Clone)]
 pub struct Rotated {

@@ -3,9 +3,11 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
+use ipnet::IpNet;
 
 use crate::{
     key::{Digest, KeyId},
+    limit::{Limits, Quota, RateLimit},
     record::KeyRecord,
 };
 
@@ -27,6 +29,11 @@ pub struct StoredKey {
     pub revoke_reason: Option<String>,
     pub replaced_by: Option<KeyId>,
     pub replaces: Option<KeyId>,
+    pub rate_limit: Option<RateLimit>,
+    pub quota: Option<Quota>,
+    pub allowed_cidrs: Vec<IpNet>,
+    /// The last minute with an allowed call, from the batched usage writes.
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl StoredKey {
@@ -41,6 +48,8 @@ impl StoredKey {
             scopes: self.scopes.iter().map(|s| Box::from(s.as_str())).collect(),
             expires_at: self.expires_at,
             revoked_at: self.revoked_at,
+            limits: Limits::new(self.rate_limit, self.quota),
+            cidrs: self.allowed_cidrs.clone().into_boxed_slice(),
         }
     }
 }
@@ -88,6 +97,9 @@ pub struct NewKey {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub replaces: Option<KeyId>,
+    pub rate_limit: Option<RateLimit>,
+    pub quota: Option<Quota>,
+    pub allowed_cidrs: Vec<IpNet>,
 }
 
 impl NewKey {
@@ -107,18 +119,25 @@ impl NewKey {
             revoke_reason: None,
             replaced_by: None,
             replaces: self.replaces.clone(),
+            rate_limit: self.rate_limit,
+            quota: self.quota,
+            allowed_cidrs: self.allowed_cidrs.clone(),
+            last_used_at: None,
         }
     }
 }
 
-/// Fields UpdateKey changes; `None` leaves a field as it is. For the expiry,
-/// `Some(None)` removes it.
+/// Fields UpdateKey changes; `None` leaves a field as it is. For the expiry
+/// and the limits, `Some(None)` removes them.
 #[derive(Debug, Clone, Default)]
 pub struct KeyChanges {
     pub label: Option<String>,
     pub scopes: Option<Vec<String>>,
     pub expires_at: Option<Option<DateTime<Utc>>>,
     pub metadata: Option<BTreeMap<String, String>>,
+    pub rate_limit: Option<Option<RateLimit>>,
+    pub quota: Option<Option<Quota>>,
+    pub allowed_cidrs: Option<Vec<IpNet>>,
 }
 
 impl KeyChanges {
@@ -134,6 +153,15 @@ impl KeyChanges {
         }
         if let Some(metadata) = &self.metadata {
             key.metadata = metadata.clone();
+        }
+        if let Some(rate_limit) = self.rate_limit {
+            key.rate_limit = rate_limit;
+        }
+        if let Some(quota) = self.quota {
+            key.quota = quota;
+        }
+        if let Some(cidrs) = &self.allowed_cidrs {
+            key.allowed_cidrs = cidrs.clone();
         }
         key.updated_at = now;
     }

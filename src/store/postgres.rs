@@ -13,11 +13,13 @@ use sqlx::{
 
 use super::{
     AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, PoolStats, Rotated,
-    StoreError, StoreOptions, StoredAudit, StoredKey, label_conflict, sql,
+    StoreError, StoreOptions, StoredAudit, StoredKey, cidr_texts, json_opt, label_conflict,
+    parse_cidrs, sql,
     writes::{self, WriteTx},
 };
 use crate::{
     key::{Digest, KeyId},
+    limit::Limits,
     record::KeyRecord,
 };
 
@@ -28,7 +30,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 macro_rules! key_columns {
     () => {
         "id, project, label, digest, hint, scopes, metadata, created_at, updated_at, \
-         expires_at, revoked_at, revoke_reason, replaced_by, replaces"
+         expires_at, revoked_at, revoke_reason, replaced_by, replaces, rate_limit, quota, \
+         allowed_cidrs, last_used_at"
     };
 }
 
@@ -101,8 +104,8 @@ impl WriteTx for PgTx {
     async fn insert(&mut self, key: &NewKey) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO keys (id, project, label, label_held, digest, hint, scopes, metadata, \
-             created_at, updated_at, expires_at, replaces) \
-             VALUES ($1, $2, $3, TRUE, $4, $5, $6, $7, $8, $8, $9, $10)",
+             created_at, updated_at, expires_at, replaces, rate_limit, quota, allowed_cidrs) \
+             VALUES ($1, $2, $3, TRUE, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13)",
         )
         .bind(key.id.as_str())
         .bind(&key.project)
@@ -114,6 +117,9 @@ impl WriteTx for PgTx {
         .bind(key.created_at)
         .bind(key.expires_at)
         .bind(key.replaces.as_ref().map(KeyId::as_str))
+        .bind(key.rate_limit.map(Json))
+        .bind(key.quota.map(Json))
+        .bind(cidr_texts(&key.allowed_cidrs))
         .execute(&mut *self.0)
         .await
         .map_err(|e| label_conflict(e, &key.project, &key.label))?;
@@ -124,7 +130,7 @@ impl WriteTx for PgTx {
         sqlx::query(
             "UPDATE keys SET label = $2, label_held = $3, scopes = $4, metadata = $5, \
              updated_at = $6, expires_at = $7, revoked_at = $8, revoke_reason = $9, \
-             replaced_by = $10 WHERE id = $1",
+             replaced_by = $10, rate_limit = $11, quota = $12, allowed_cidrs = $13 WHERE id = $1",
         )
         .bind(key.id.as_str())
         .bind(&key.label)
@@ -136,6 +142,9 @@ impl WriteTx for PgTx {
         .bind(key.revoked_at)
         .bind(&key.revoke_reason)
         .bind(key.replaced_by.as_ref().map(KeyId::as_str))
+        .bind(key.rate_limit.map(Json))
+        .bind(key.quota.map(Json))
+        .bind(cidr_texts(&key.allowed_cidrs))
         .execute(&mut *self.0)
         .await
         .map_err(|e| label_conflict(e, &key.project, &key.label))?;
@@ -179,7 +188,8 @@ impl KeyStore for PgStore {
 
     async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, project, scopes, expires_at, revoked_at FROM keys WHERE digest = $1",
+            "SELECT id, project, scopes, expires_at, revoked_at, rate_limit, quota, allowed_cidrs \
+             FROM keys WHERE digest = $1",
         )
         .bind(digest.as_bytes().as_slice())
         .fetch_optional(&self.pool)
@@ -192,6 +202,11 @@ impl KeyStore for PgStore {
             scopes: scopes.into_iter().map(String::into_boxed_str).collect(),
             expires_at: row.try_get("expires_at")?,
             revoked_at: row.try_get("revoked_at")?,
+            limits: Limits::new(
+                json_opt(row.try_get("rate_limit")?),
+                json_opt(row.try_get("quota")?),
+            ),
+            cidrs: parse_cidrs(row.try_get("allowed_cidrs")?)?.into_boxed_slice(),
         }))
     }
 
@@ -307,5 +322,9 @@ fn key_from_row(row: &PgRow) -> Result<StoredKey, StoreError> {
         replaces: row
             .try_get::<Option<String>, _>("replaces")?
             .map(KeyId::from_trusted),
+        rate_limit: json_opt(row.try_get("rate_limit")?),
+        quota: json_opt(row.try_get("quota")?),
+        allowed_cidrs: parse_cidrs(row.try_get("allowed_cidrs")?)?,
+        last_used_at: row.try_get("last_used_at")?,
     })
 }

@@ -18,11 +18,13 @@ use sqlx::{
 
 use super::{
     AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, PoolStats, Rotated,
-    StoreError, StoreOptions, StoredAudit, StoredKey, label_conflict, sql,
+    StoreError, StoreOptions, StoredAudit, StoredKey, cidr_texts, json_opt, label_conflict,
+    parse_cidrs, sql,
     writes::{self, WriteTx},
 };
 use crate::{
     key::{Digest, KeyId},
+    limit::Limits,
     record::KeyRecord,
 };
 
@@ -33,7 +35,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 macro_rules! key_columns {
     () => {
         "id, project, label, digest, hint, scopes, metadata, created_at, updated_at, \
-         expires_at, revoked_at, revoke_reason, replaced_by, replaces"
+         expires_at, revoked_at, revoke_reason, replaced_by, replaces, rate_limit, quota, \
+         allowed_cidrs, last_used_at"
     };
 }
 
@@ -107,8 +110,8 @@ impl WriteTx for SqliteTx {
     async fn insert(&mut self, key: &NewKey) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO keys (id, project, label, label_held, digest, hint, scopes, metadata, \
-             created_at, updated_at, expires_at, replaces) \
-             VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
+             created_at, updated_at, expires_at, replaces, rate_limit, quota, allowed_cidrs) \
+             VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13)",
         )
         .bind(key.id.as_str())
         .bind(&key.project)
@@ -120,6 +123,9 @@ impl WriteTx for SqliteTx {
         .bind(micros(key.created_at))
         .bind(key.expires_at.map(micros))
         .bind(key.replaces.as_ref().map(KeyId::as_str))
+        .bind(key.rate_limit.map(Json))
+        .bind(key.quota.map(Json))
+        .bind(Json(cidr_texts(&key.allowed_cidrs)))
         .execute(&mut *self.0)
         .await
         .map_err(|e| label_conflict(e, &key.project, &key.label))?;
@@ -130,7 +136,7 @@ impl WriteTx for SqliteTx {
         sqlx::query(
             "UPDATE keys SET label = ?2, label_held = ?3, scopes = ?4, metadata = ?5, \
              updated_at = ?6, expires_at = ?7, revoked_at = ?8, revoke_reason = ?9, \
-             replaced_by = ?10 WHERE id = ?1",
+             replaced_by = ?10, rate_limit = ?11, quota = ?12, allowed_cidrs = ?13 WHERE id = ?1",
         )
         .bind(key.id.as_str())
         .bind(&key.label)
@@ -142,6 +148,9 @@ impl WriteTx for SqliteTx {
         .bind(key.revoked_at.map(micros))
         .bind(&key.revoke_reason)
         .bind(key.replaced_by.as_ref().map(KeyId::as_str))
+        .bind(key.rate_limit.map(Json))
+        .bind(key.quota.map(Json))
+        .bind(Json(cidr_texts(&key.allowed_cidrs)))
         .execute(&mut *self.0)
         .await
         .map_err(|e| label_conflict(e, &key.project, &key.label))?;
@@ -185,7 +194,8 @@ impl KeyStore for SqliteStore {
 
     async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, project, scopes, expires_at, revoked_at FROM keys WHERE digest = ?",
+            "SELECT id, project, scopes, expires_at, revoked_at, rate_limit, quota, allowed_cidrs \
+             FROM keys WHERE digest = ?",
         )
         .bind(digest.as_bytes().as_slice())
         .fetch_optional(&self.pool)
@@ -198,6 +208,12 @@ impl KeyStore for SqliteStore {
             scopes: scopes.0.into_iter().map(String::into_boxed_str).collect(),
             expires_at: time_opt(row.try_get("expires_at")?)?,
             revoked_at: time_opt(row.try_get("revoked_at")?)?,
+            limits: Limits::new(
+                json_opt(row.try_get("rate_limit")?),
+                json_opt(row.try_get("quota")?),
+            ),
+            cidrs: parse_cidrs(row.try_get::<Json<Vec<String>>, _>("allowed_cidrs")?.0)?
+                .into_boxed_slice(),
         }))
     }
 
@@ -323,5 +339,9 @@ fn key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
         replaces: row
             .try_get::<Option<String>, _>("replaces")?
             .map(KeyId::from_trusted),
+        rate_limit: json_opt(row.try_get("rate_limit")?),
+        quota: json_opt(row.try_get("quota")?),
+        allowed_cidrs: parse_cidrs(row.try_get::<Json<Vec<String>>, _>("allowed_cidrs")?.0)?,
+        last_used_at: time_opt(row.try_get("last_used_at")?)?,
     })
 }

@@ -233,6 +233,10 @@ mod tests {
             revoke_reason: None,
             replaced_by: None,
             replaces: None,
+            rate_limit: None,
+            quota: None,
+            allowed_cidrs: Vec::new(),
+            last_used_at: None,
         }
     }
 
