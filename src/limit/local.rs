@@ -2,11 +2,7 @@
 //! script, on in-process state. Used when Redis is not configured, and while
 //! it is down.
 
-use std::{
-    collections::HashMap,
-    hash::{BuildHasher, Hash, Hasher},
-    sync::Mutex,
-};
+use std::{collections::HashMap, hash::BuildHasher, sync::Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -42,9 +38,7 @@ impl LocalLimiter {
     /// spends no quota, and one refused by the quota does not advance the
     /// rate limit.
     pub fn check(&self, id: &KeyId, limits: &Limits, now: DateTime<Utc>) -> Outcome {
-        let mut hasher = self.hasher.build_hasher();
-        id.hash(&mut hasher);
-        let shard = &self.shards[hasher.finish() as usize % SHARDS];
+        let shard = &self.shards[self.hasher.hash_one(id) as usize % SHARDS];
         let mut states = shard
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
