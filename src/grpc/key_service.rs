@@ -226,11 +226,32 @@ impl KeyServiceImpl {
                     validate::metadata("metadata", &metadata)?;
                     changes.metadata = Some(metadata);
                 }
+                "rate_limit" => {
+                    changes.rate_limit = Some(
+                        req.rate_limit
+                            .as_ref()
+                            .map(|l| convert::rate_limit("rate_limit", l))
+                            .transpose()?,
+                    )
+                }
+                "quota" => {
+                    changes.quota = Some(
+                        req.quota
+                            .as_ref()
+                            .map(|q| convert::quota("quota", q))
+                            .transpose()?,
+                    )
+                }
+                "allowed_cidrs" => {
+                    changes.allowed_cidrs =
+                        Some(validate::cidrs("allowed_cidrs", &req.allowed_cidrs)?)
+                }
                 other => {
                     return Err(Error::invalid(
                         "update_mask",
                         format!(
-                            "unknown field {other:?}; use label, scopes, expires_at or metadata"
+                            "unknown field {other:?}; use label, scopes, expires_at, metadata, \
+                             rate_limit, quota or allowed_cidrs"
                         ),
                     )
                     .into());
