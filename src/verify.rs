@@ -116,3 +116,65 @@ impl Verifier {
         Ok(verdict)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        cache::LocalOptions,
+        store::{self, KeyStore},
+    };
+
+    /// A verifier over an empty SQLite store, and the store's lookups so far.
+    async fn verifier() -> (Verifier, Arc<KeyLookup>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("v.db").display());
+        let store: Arc<dyn KeyStore> = store::connect(&url, &Default::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        let lookup = Arc::new(KeyLookup::local(store, &LocalOptions::default()));
+        (
+            Verifier::new(lookup.clone(), Limiter::new(None)),
+            lookup,
+            dir,
+        )
+    }
+
+    #[tokio::test]
+    async fn an_empty_key_is_missing_and_looks_nothing_up() {
+        let (verifier, lookup, _dir) = verifier().await;
+        let verdict = verifier.verify("", &["a"], None).await.unwrap();
+        assert_eq!(verdict.reason, Reason::Missing);
+        assert!(verdict.tier.is_none() && verdict.record.is_none());
+        assert_eq!(lookup.l1_entries(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_bad_checksum_is_malformed_and_looks_nothing_up() {
+        let (verifier, lookup, _dir) = verifier().await;
+        let key = format::generate("acme");
+        let mut bad = key.expose().to_owned();
+        let last = bad.pop().unwrap();
+        bad.push(if last == 'a' { 'b' } else { 'a' });
+        for presented in [bad.as_str(), "acme_short", "no key at all"] {
+            let verdict = verifier
+                .verify(presented, &[] as &[&str], None)
+                .await
+                .unwrap();
+            assert_eq!(verdict.reason, Reason::Malformed, "{presented}");
+            assert!(verdict.tier.is_none());
+        }
+        assert_eq!(lookup.l1_entries(), 0, "nothing cached, nothing read");
+    }
+
+    #[tokio::test]
+    async fn a_well_formed_stranger_is_unknown() {
+        let (verifier, _lookup, _dir) = verifier().await;
+        let key = format::generate("acme");
+        let verdict = verifier
+            .verify(key.expose(), &[] as &[&str], None)
+            .await
+            .unwrap();
+        assert_eq!(verdict.reason, Reason::Unknown);
+        assert_eq!(verdict.tier, Some(Tier::Store));
+    }
+}
