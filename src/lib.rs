@@ -2,10 +2,13 @@
 //!
 //! A map of the crate, from the outside in:
 //! - [`cli`]: the `keyward` command line (server, migrations, admin client).
-//! - [`config`]: flags and `KEYWARD_*` variables for `keyward serve`.
+//! - [`config`]: flags and `KEYWARD_*` variables for `keyward serve`, and
+//!   the optional TOML file.
 //! - [`startup`]: builds the gRPC server ([`startup::Application`]).
 //! - [`grpc`]: the gRPC services and the one place errors become statuses.
 //! - [`admin`]: issue, revoke, rotate, update: store write, then cache eviction.
+//! - [`authz`]: Envoy ext_authz without the wire: key sources, route rules,
+//!   answers.
 //! - [`verify`]: the hot path shared by Verify, ext_authz and admin auth.
 //! - [`decision`]: the pure decision on a key record.
 //! - [`cache`]: the tiered lookup (in-process L1, then the store).
@@ -14,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod authz;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -8,11 +8,18 @@ use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
+
 use crate::{
     admin::Admin,
+    authz::Authz,
     cache::KeyLookup,
     config::Config,
-    grpc::{MAX_REQUEST_BYTES, key_service::KeyServiceImpl},
+    grpc::{
+        MAX_REQUEST_BYTES,
+        ext_authz::{self, ExtAuthzService},
+        key_service::KeyServiceImpl,
+    },
     proto::{self, v1::key_service_server::KeyServiceServer},
     store::{self, KeyStore},
     verify::Verifier,
@@ -25,6 +32,7 @@ pub struct State {
     pub lookup: Arc<KeyLookup>,
     pub verifier: Verifier,
     pub admin: Arc<Admin>,
+    pub authz: Arc<Authz>,
 }
 
 pub struct Application {
@@ -38,6 +46,8 @@ impl Application {
     /// Opens the store named by the config, migrates it unless told not to,
     /// and binds the listen address.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // A bad config file is reported before anything is opened.
+        config.file_settings()?;
         let store = store::connect(
             &config.database.database_url,
             &config.database.store_options(),
@@ -53,6 +63,7 @@ impl Application {
         config: Config,
         store: Arc<dyn KeyStore>,
     ) -> anyhow::Result<Self> {
+        let settings = config.file_settings()?;
         if !config.no_migrate {
             store
                 .migrate()
@@ -62,6 +73,7 @@ impl Application {
         let lookup = Arc::new(KeyLookup::new(store.clone(), &config.l1_options()));
         let verifier = Verifier::new(lookup.clone());
         let admin = Arc::new(Admin::new(store.clone(), lookup.clone()));
+        let authz = Arc::new(Authz::new(verifier.clone(), settings.ext_authz));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -74,6 +86,7 @@ impl Application {
                 lookup,
                 verifier,
                 admin,
+                authz,
             },
             drain_timeout: config.drain_timeout,
         })
@@ -102,6 +115,9 @@ impl Application {
         health
             .set_serving::<KeyServiceServer<KeyServiceImpl>>()
             .await;
+        health
+            .set_serving::<AuthorizationServer<ExtAuthzService>>()
+            .await;
         health.set_service_status("", ServingStatus::Serving).await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -119,6 +135,9 @@ impl Application {
         ))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 
+        let ext_authz = AuthorizationServer::new(ExtAuthzService::new(self.state.authz.clone()))
+            .max_decoding_message_size(ext_authz::MAX_CHECK_BYTES);
+
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
@@ -129,6 +148,9 @@ impl Application {
             health
                 .set_not_serving::<KeyServiceServer<KeyServiceImpl>>()
                 .await;
+            health
+                .set_not_serving::<AuthorizationServer<ExtAuthzService>>()
+                .await;
             let _ = draining_tx.send(());
         };
         tracing::info!(addr = %self.local_addr, "keyward listening");
@@ -137,6 +159,7 @@ impl Application {
             .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1alpha.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(key_service)
+            .add_service(ext_authz)
             .serve_with_incoming_shutdown(incoming, signal);
         let drain_timeout = self.drain_timeout;
         let deadline = async move {
