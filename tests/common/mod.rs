@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod counting;
+pub mod envoy;
 
 use std::{sync::Arc, time::Duration};
 
