@@ -93,7 +93,8 @@ impl Authorization for ExtAuthzService {
     }
 }
 
-fn check_response(answer: &Answer<'_>) -> CheckResponse {
+/// Envoy's answer for a decision.
+pub fn check_response(answer: &Answer<'_>) -> CheckResponse {
     let (status, http_response) = match &answer.action {
         Action::Allow { identity, strip } => {
             let mut ok = OkHttpResponse::default();
