@@ -337,7 +337,12 @@ async fn good_keys_pass_with_identity_and_without_the_secret() {
             meta(&response, "scopes").as_deref(),
             Some("orders:*,users:read")
         );
-        assert_eq!(meta(&response, "observe").as_deref(), Some("false"));
+        assert_eq!(meta(&response, "observe"), None, "only in observe mode");
+        assert_eq!(
+            meta(&response, "required_scopes"),
+            None,
+            "only when refused"
+        );
         let text = format!("{response:?}");
         assert!(!text.contains(&key), "the answer never carries the key");
     }

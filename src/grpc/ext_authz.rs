@@ -5,8 +5,8 @@
 //! sent), the credential removed. Denied: status PERMISSION_DENIED with the
 //! constant refusal of [`crate::authz::Refusal`]. Undecidable: a gRPC error
 //! (UNAVAILABLE), so Envoy fails closed. Dynamic metadata (`decision`,
-//! `reason`, `key_id`, `project`, `scopes`, `required_scopes`, `observe`)
-//! goes to Envoy on every answer for its access logs.
+//! `reason`, `key_id`, `project`, `scopes`; `required_scopes` when refused,
+//! `observe` in observe mode) goes to Envoy for its access logs.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -27,7 +27,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     authz::{
-        Action, Answer, Authz, CheckInput, Fields,
+        Action, Answer, Authz, CheckInput, Decision, Fields,
         answer::{KEY_ID_HEADER, PROJECT_HEADER},
         credential::Source,
     },
@@ -169,23 +169,30 @@ fn string(value: impl Into<String>) -> Value {
 }
 
 /// What Envoy's access logs can show as
-/// `%DYNAMIC_METADATA(envoy.filters.http.ext_authz:key_id)%`.
+/// `%DYNAMIC_METADATA(envoy.filters.http.ext_authz:key_id)%`. Envoy parses
+/// and stores every field on every request, so an allowed request carries
+/// only what identifies it; `required_scopes` comes with refusals and
+/// `observe` in observe mode.
 fn metadata(answer: &Answer<'_>) -> Struct {
     let mut fields = HashMap::with_capacity(7);
     fields.insert("decision".to_owned(), string(answer.decision.as_str()));
     fields.insert("reason".to_owned(), string(answer.why.as_str()));
-    fields.insert(
-        "observe".to_owned(),
-        Value {
-            kind: Some(Kind::BoolValue(answer.observe)),
-        },
-    );
+    if answer.observe {
+        fields.insert(
+            "observe".to_owned(),
+            Value {
+                kind: Some(Kind::BoolValue(true)),
+            },
+        );
+    }
     if let Some(record) = &answer.record {
         fields.insert("key_id".to_owned(), string(record.id.as_str()));
         fields.insert("project".to_owned(), string(&*record.project));
         fields.insert("scopes".to_owned(), string(record.scopes.join(",")));
     }
-    if let Some(required) = answer.required.joined() {
+    if answer.decision != Decision::Allow
+        && let Some(required) = answer.required.joined()
+    {
         fields.insert("required_scopes".to_owned(), string(required));
     }
     Struct { fields }
