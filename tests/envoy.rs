@@ -17,7 +17,8 @@ use common::{
 };
 
 struct Stack {
-    db: TestDb,
+    /// Kept for the life of the stack: dropping it deletes the database.
+    _db: TestDb,
     keyward: Keyward,
     envoy: Envoy,
     _upstream: Upstream,
@@ -37,7 +38,7 @@ impl Stack {
         let envoy = Envoy::start(keyward.port, upstream.port).await;
         let client = KeyServiceClient::connect(keyward.url()).await.unwrap();
         Some(Self {
-            db,
+            _db: db,
             keyward,
             envoy,
             _upstream: upstream,
@@ -266,7 +267,6 @@ async fn envoy_lets_good_keys_through_and_refuses_the_rest() {
         })
         .expect("no access log line with the key id");
     assert!(line.contains("decision=allow"), "{line}");
-    let _ = &s.db;
 }
 
 #[tokio::test]
