@@ -1,5 +1,7 @@
 //! One decision on an L1 hit — parse, checksum, digest, L1, decide — and its
-//! parts, so a regression can be traced to the step that caused it.
+//! parts, so a regression can be traced to the step that caused it; and one
+//! ext_authz check on an L1 hit (key extraction, scopes from the context
+//! extension, the decision, Envoy's answer built and encoded).
 //!
 //! `cargo bench --bench decision`
 
@@ -9,6 +11,7 @@ use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use keyward::{
     admin::{Actor, Admin, IssueInput, Reach},
+    authz::{Authz, CheckInput, Settings},
     cache::{KeyLookup, LocalOptions},
     decision,
     key::{Digest, format},
@@ -103,6 +106,34 @@ fn l1_hit(c: &mut Criterion) {
                 None,
                 Utc::now(),
             )
+        })
+    });
+
+    // What Envoy sends with `allowed_headers` limited to the key headers.
+    let authz = Authz::new(verifier.clone(), Settings::default());
+    let headers: std::collections::HashMap<String, String> = [
+        (":authority", "api.example"),
+        (":method", "GET"),
+        (":path", "/orders/1"),
+        ("x-api-key", key.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let context: std::collections::HashMap<String, String> =
+        [("keyward_scopes".to_owned(), "orders:read".to_owned())].into();
+    let input = CheckInput {
+        method: "GET",
+        path: "/orders/1",
+        headers: &headers,
+        context: &context,
+        peer: Some(std::net::IpAddr::from([127, 0, 0, 1])),
+    };
+    c.bench_function("ext_authz_check_l1_hit", |b| {
+        b.to_async(&rt).iter(|| async {
+            let answer = authz.check(&input).await.unwrap();
+            let response = keyward::grpc::ext_authz::check_response(&answer);
+            prost::Message::encode_to_vec(&response)
         })
     });
 }

@@ -1,12 +1,16 @@
 //! Configuration of `keyward serve`: every setting is a flag and a
 //! `KEYWARD_*` environment variable, with defaults that run on a bare laptop
-//! (an SQLite file in the working directory, 127.0.0.1:50051).
+//! (an SQLite file in the working directory, 127.0.0.1:50051). What does not
+//! fit on a command line (ext_authz route rules) lives in an optional TOML
+//! file named by `--config`; flags and the file never set the same thing.
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use serde::Deserialize;
 
 use crate::{
+    authz,
     cache::{LocalOptions, RedisOptions},
     store::StoreOptions,
     tls::TlsFiles,
@@ -208,9 +212,54 @@ pub struct Config {
     /// exits anyway.
     #[arg(long, env = "KEYWARD_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+
+    /// TOML config file (ext_authz key sources, route rules, observe mode;
+    /// see docs/ext_authz.md). Without it the defaults apply.
+    #[arg(long, env = "KEYWARD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The config file. Unknown keys are errors, so a typo cannot silently
+/// leave a default in place.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub ext_authz: authz::SettingsFile,
+}
+
+impl FileConfig {
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+}
+
+/// The checked contents of the config file.
+#[derive(Debug, Clone, Default)]
+pub struct FileSettings {
+    pub ext_authz: authz::Settings,
+}
+
+impl FileSettings {
+    pub fn from_text(text: &str) -> anyhow::Result<Self> {
+        let file = FileConfig::parse(text)?;
+        let ext_authz = authz::Settings::from_file(file.ext_authz).map_err(anyhow::Error::msg)?;
+        Ok(Self { ext_authz })
+    }
 }
 
 impl Config {
+    /// Reads and checks the config file, or the defaults without one.
+    pub fn file_settings(&self) -> anyhow::Result<FileSettings> {
+        let Some(path) = &self.config else {
+            return Ok(FileSettings::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        FileSettings::from_text(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))
+    }
+
     pub fn l1_options(&self) -> LocalOptions {
         LocalOptions {
             capacity: self.l1_capacity,
@@ -269,6 +318,41 @@ mod tests {
                 || std::env::var("KEYWARD_DATABASE_URL").is_ok()
         );
         assert_eq!(config.l1_ttl, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_config_file_is_optional_and_checked() {
+        let none = Config::from_args(Vec::<String>::new()).unwrap();
+        assert!(none.config.is_none() || std::env::var_os("KEYWARD_CONFIG").is_some());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.toml");
+        std::fs::write(
+            &path,
+            "[ext_authz]\nobserve = true\n[[ext_authz.routes]]\npath_prefix = \"/a\"\nscopes = [\"a:read\"]\n",
+        )
+        .unwrap();
+        let config = Config::from_args(["--config", path.to_str().unwrap()]).unwrap();
+        let settings = config.file_settings().unwrap();
+        assert!(settings.ext_authz.observe);
+        assert!(!settings.ext_authz.routes.is_empty());
+
+        std::fs::write(
+            &path,
+            "[ext_authz]\n[[ext_authz.routes]]\npath = \"x\"\nscopes = []\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", config.file_settings().unwrap_err());
+        assert!(err.contains("invalid config file"), "{err}");
+        assert!(err.contains("ext_authz.routes[0]"), "{err}");
+
+        std::fs::write(&path, "[ext_auth]\n").unwrap();
+        let err = format!("{:#}", config.file_settings().unwrap_err());
+        assert!(err.contains("unknown field `ext_auth`"), "{err}");
+
+        let missing = Config::from_args(["--config", "/nonexistent/keyward.toml"]).unwrap();
+        let err = format!("{:#}", missing.file_settings().unwrap_err());
+        assert!(err.contains("cannot read config file"), "{err}");
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //!
 //! A map of the crate, from the outside in:
 //! - [`cli`]: the `keyward` command line (server, migrations, admin client).
-//! - [`config`]: flags and `KEYWARD_*` variables for `keyward serve`.
+//! - [`config`]: flags and `KEYWARD_*` variables for `keyward serve`, and
+//!   the optional TOML file.
 //! - [`startup`]: builds the gRPC server ([`startup::Application`]).
 //! - [`grpc`]: the gRPC services and the one place errors become statuses.
 //! - [`tls`]: TLS and mTLS for the gRPC port, with certificates reloaded from disk.
 //! - [`admin`]: issue, revoke, rotate, update: store write, then cache eviction.
+//! - [`authz`]: Envoy ext_authz without the wire: key sources, route rules,
+//!   answers.
 //! - [`verify`]: the hot path shared by Verify, ext_authz and admin auth.
 //! - [`decision`]: the pure decision on a key record.
 //! - [`limit`]: rate limits and quotas (local GCRA, or one Redis script).
@@ -16,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod authz;
 pub mod cache;
 pub mod cli;
 pub mod config;

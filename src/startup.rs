@@ -8,16 +8,22 @@ use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     admin::Admin,
+    authz::Authz,
     cache::{
         KeyLookup, LocalBus, Publisher, RedisCache,
         bus::{PostgresBus, RedisBus},
     },
     config::Config,
-    grpc::{MAX_REQUEST_BYTES, key_service::KeyServiceImpl},
+    grpc::{
+        MAX_REQUEST_BYTES,
+        ext_authz::{self, ExtAuthzService},
+        key_service::KeyServiceImpl,
+    },
     limit::{Limiter, RedisLimiter},
     proto::{self, v1::key_service_server::KeyServiceServer},
     store::{self, KeyStore, TimeoutStore},
@@ -35,6 +41,7 @@ pub struct State {
     pub admin: Arc<Admin>,
     /// Cancelled when the server stops: background tasks (the bus) end.
     pub stopping: CancellationToken,
+    pub authz: Arc<Authz>,
 }
 
 pub struct Application {
@@ -51,6 +58,8 @@ impl Application {
     /// Opens the store named by the config, migrates it unless told not to,
     /// and binds the listen address.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // A bad config file is reported before anything is opened.
+        config.file_settings()?;
         let store = store::connect(
             config.database.database_url.expose(),
             &config.database.store_options(),
@@ -66,6 +75,7 @@ impl Application {
         config: Config,
         store: Arc<dyn KeyStore>,
     ) -> anyhow::Result<Self> {
+        let settings = config.file_settings()?;
         // Installed first, so that every metric from here on is recorded.
         let metrics = match config.metrics_listen {
             Some(addr) => {
@@ -102,6 +112,7 @@ impl Application {
         );
         let verifier = Verifier::new(lookup.clone(), limiter);
         let admin = Arc::new(Admin::new(store.clone(), lookup.clone()));
+        let authz = Arc::new(Authz::new(verifier.clone(), settings.ext_authz));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -116,6 +127,7 @@ impl Application {
                 verifier,
                 admin,
                 stopping,
+                authz,
             },
             drain_timeout: config.drain_timeout,
             tls,
@@ -186,6 +198,9 @@ impl Application {
         health
             .set_serving::<KeyServiceServer<KeyServiceImpl>>()
             .await;
+        health
+            .set_serving::<AuthorizationServer<ExtAuthzService>>()
+            .await;
         health.set_service_status("", ServingStatus::Serving).await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -217,6 +232,8 @@ impl Application {
                 }
             });
         }
+        let ext_authz = AuthorizationServer::new(ExtAuthzService::new(self.state.authz.clone()))
+            .max_decoding_message_size(ext_authz::MAX_CHECK_BYTES);
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -225,6 +242,9 @@ impl Application {
                 .await;
             health
                 .set_not_serving::<KeyServiceServer<KeyServiceImpl>>()
+                .await;
+            health
+                .set_not_serving::<AuthorizationServer<ExtAuthzService>>()
                 .await;
             let _ = draining_tx.send(());
         };
@@ -238,7 +258,8 @@ impl Application {
             .add_service(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1alpha.max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(key_service);
+            .add_service(key_service)
+            .add_service(ext_authz);
         // Boxed once, so both kinds of connection stream fit one variable;
         // connections themselves take the same path as before.
         let server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =

@@ -12,6 +12,12 @@ use std::{
     time::Duration,
 };
 
+use envoy_types::{
+    ext_authz::v3::pb::CheckRequest,
+    pb::envoy::service::auth::v3::{
+        AttributeContext, attribute_context, authorization_client::AuthorizationClient,
+    },
+};
 use keyward::proto::v1::{self as pb, key_service_client::KeyServiceClient};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
@@ -211,7 +217,7 @@ async fn decisions_are_traced_counted_and_logged_without_secrets() {
         .connect()
         .await
         .unwrap();
-    let mut client = KeyServiceClient::new(channel);
+    let mut client = KeyServiceClient::new(channel.clone());
     let issue = pb::IssueRequest {
         project: "acme".into(),
         label: "ci".into(),
@@ -249,6 +255,39 @@ async fn decisions_are_traced_counted_and_logged_without_secrets() {
         let response = client.verify(request).await.unwrap().into_inner();
         assert_eq!(response.allowed, *decision == "allow");
     }
+    // The same through ext_authz: the trace context is in the checked
+    // request's headers.
+    let mut authz = AuthorizationClient::new(channel.clone());
+    let checks = [
+        (Some(key.as_str()), "allow", "ok"),
+        (None, "deny", "missing"),
+    ];
+    for (i, (presented, _, _)) in checks.iter().enumerate() {
+        let (parent, _, _) = traceparent(100 + i as u32);
+        let mut headers = HashMap::from([("traceparent".to_string(), parent)]);
+        if let Some(k) = presented {
+            headers.insert("x-api-key".into(), (*k).to_owned());
+        }
+        let request = CheckRequest {
+            attributes: Some(AttributeContext {
+                request: Some(attribute_context::Request {
+                    http: Some(attribute_context::HttpRequest {
+                        method: "GET".into(),
+                        path: "/orders".into(),
+                        headers,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                context_extensions: HashMap::from([(
+                    "keyward_scopes".to_string(),
+                    "orders:read".to_string(),
+                )]),
+                ..Default::default()
+            }),
+        };
+        authz.check(request).await.unwrap();
+    }
     let after = scrape(&server.metrics).await;
 
     // Counters moved by exactly the calls made.
@@ -269,6 +308,12 @@ async fn decisions_are_traced_counted_and_logged_without_secrets() {
     }
     let total = |m: &str| series(m, "keyward_decisions_total", &[("rpc", "verify")]);
     assert_eq!(total(&after) - total(&before), calls.len() as f64);
+    for (_, decision, reason) in checks {
+        let labels = [("rpc", "check"), ("decision", decision), ("reason", reason)];
+        let moved = series(&after, "keyward_decisions_total", &labels)
+            - series(&before, "keyward_decisions_total", &labels);
+        assert_eq!(moved, 1.0, "check {decision}/{reason}");
+    }
     assert_eq!(
         series(
             &after,
@@ -343,7 +388,7 @@ async fn decisions_are_traced_counted_and_logged_without_secrets() {
         .lines()
         .filter(|l| l.contains("\"target\":\"keyward::decision\""))
         .count();
-    assert_eq!(decision_logs, calls.len());
+    assert_eq!(decision_logs, calls.len() + checks.len());
     assert!(logs.contains(&format!("\"key_id\":\"{key_id}\"")));
 
     // No key, secret or digest anywhere: attributes, metrics, logs.

@@ -43,7 +43,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the gRPC server (KeyService, health, reflection).
+    /// Run the gRPC server (KeyService, Envoy ext_authz, health, reflection).
     Serve(Config),
     /// Create or upgrade the database schema, then exit.
     Migrate(DatabaseArgs),

@@ -3,6 +3,7 @@
 
 pub mod admin_auth;
 pub mod convert;
+pub mod ext_authz;
 pub mod key_service;
 mod status;
 

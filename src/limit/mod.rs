@@ -8,7 +8,7 @@
 mod gcra;
 mod local;
 mod policy;
-mod quota;
+pub mod quota;
 mod redis;
 
 use std::{sync::Arc, time::Duration};

@@ -28,6 +28,21 @@ fn midnight(date: NaiveDate) -> i64 {
         .timestamp_micros()
 }
 
+/// How long until an exhausted quota allows a call again, when that is
+/// known: the end of the day or month, or (credits) one refill interval at
+/// most. `None` for credits that never refill.
+pub fn resets_in(quota: &Quota, now: DateTime<Utc>) -> Option<std::time::Duration> {
+    match quota.period {
+        QuotaPeriod::Credits if quota.refills() => Some(quota.refill_interval),
+        QuotaPeriod::Credits => None,
+        _ => {
+            let (_, end) = period(quota, now);
+            let micros = end? - now.timestamp_micros();
+            Some(std::time::Duration::from_micros(micros.max(0) as u64))
+        }
+    }
+}
+
 /// Credits spent after refills up to `now`: `(used, last_refill)`.
 pub fn refill(quota: &Quota, used: i64, last_refill: i64, now: i64) -> (i64, i64) {
     if !quota.refills() {
@@ -83,6 +98,20 @@ mod tests {
             period(&quota(QuotaPeriod::Credits), now),
             ("c".to_owned(), None)
         );
+    }
+
+    #[test]
+    fn exhausted_quotas_say_when_they_reset() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 23, 0, 0).unwrap();
+        assert_eq!(
+            resets_in(&quota(QuotaPeriod::Day), now),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            resets_in(&quota(QuotaPeriod::Month), now),
+            Some(Duration::from_secs(3600 + 86_400))
+        );
+        assert_eq!(resets_in(&quota(QuotaPeriod::Credits), now), None);
     }
 
     #[test]

