@@ -209,7 +209,12 @@ async fn a_call_refused_by_the_rate_limit_leaves_the_quota_untouched() {
         &mut ca,
         &admin,
         pb::IssueRequest {
-            rate_limit: Some(rate(2, 1)),
+            // One call per 3 s: room for 50 refused calls on a slow machine.
+            rate_limit: Some(pb::RateLimit {
+                limit: 1,
+                period: Some(prost_types::Duration { seconds: 3, nanos: 0 }),
+                burst: 1,
+            }),
             quota: Some(quota(100)),
             ..Default::default()
         },
@@ -224,7 +229,7 @@ async fn a_call_refused_by_the_rate_limit_leaves_the_quota_untouched() {
         assert_eq!(reason(&response), pb::Reason::RateLimited);
         assert_eq!(response.quota_remaining, None);
     }
-    tokio::time::sleep(Duration::from_millis(550)).await;
+    tokio::time::sleep(Duration::from_millis(3050)).await;
     let next = verify(&mut ca, &key, "").await;
     assert!(next.allowed);
     assert_eq!(
