@@ -274,6 +274,8 @@ struct Tally {
     expected: u64,
     wrong: u64,
     errors: u64,
+    /// Every call made, warm-up included.
+    sent: u64,
 }
 
 impl Tally {
@@ -283,6 +285,7 @@ impl Tally {
             expected: 0,
             wrong: 0,
             errors: 0,
+            sent: 0,
         }
     }
 
@@ -302,6 +305,7 @@ impl Tally {
         self.expected += other.expected;
         self.wrong += other.wrong;
         self.errors += other.errors;
+        self.sent += other.sent;
     }
 }
 
@@ -357,6 +361,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                     let started = Instant::now();
                     let answer = caller.call(&keys, next(&mut state)).await;
                     let micros = started.elapsed().as_micros() as u64;
+                    tally.sent += 1;
                     if phase.load(Ordering::Relaxed) == MEASURE {
                         tally.count(answer, micros);
                     }
@@ -404,6 +409,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             "warmup_s": args.warmup,
             "duration_s": window,
             "requests": total.expected,
+            "requests_with_warmup": total.sent,
             "wrong": total.wrong,
             "errors": total.errors,
             "rps": total.expected as f64 / window,
