@@ -110,7 +110,7 @@ SCENARIOS = [
         describe="Verify of keys already in the in-process cache",
     ),
     Scenario(
-        "unknown_flood", "Verify, flood of unknown keys", "cached", keys="unknown",
+        "unknown_flood", "Verify, flood of unknown keys", "flood", keys="unknown",
         expect="unknown",
         describe="a fresh well-formed key that no one issued with every request: "
         "each is a miss of L1, one Postgres read, and a negative L1 entry",
@@ -151,6 +151,9 @@ def servers(redis_url: str) -> dict[str, list[str]]:
     return {
         # L1 on (default capacity 1,000,000) and fresh for the whole run.
         "cached": ["--l1-ttl", "1h"],
+        # The same, on a process of its own: the flood fills L1 with negative
+        # entries whose expiry would otherwise cost the L1-hit rounds.
+        "flood": ["--l1-ttl", "1h"],
         "l2": ["--l1-capacity", "0", "--redis-url", redis_url, "--redis-ttl", "1h"],
         "store": ["--l1-capacity", "0"],
     }
@@ -496,7 +499,9 @@ class Run:
             primed = self.prime(server, warm, count - warm)
             time.sleep(2.0)  # let moka apply its pending writes
             after = rss_kib(server.pid)
+            alone = self.loadgen("l1-footprint", "--keys", str(count), timeout=300)
             self.memory.update(
+                l1_alone=alone,
                 keys=count,
                 measured_keys=count - warm,
                 rss_before_kib=before,
@@ -779,7 +784,7 @@ def write_report(run: Run, wall: float, previous: Optional[dict]) -> str:
     lines = [
         SECTION, "", MARK_BEGIN, "",
         f"Measured by `{args.command}` on {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} "
-        f"in {wall / 60:.1f} minutes ({args.build_seconds / 60:.1f} of them building). "
+        f"in {wall / 60:.1f} minutes ({args.build_seconds:.0f} s of it building). "
         f"{args.keys:,} keys in Postgres (seeded by "
         f"COPY in {run.seed_result['seconds']:.1f} s); cache-hit scenarios use {args.hot_keys:,} of "
         f"them. Load: {args.connections} HTTP/2 connections × {args.streams} concurrent streams; "
@@ -862,6 +867,8 @@ def write_report(run: Run, wall: float, previous: Optional[dict]) -> str:
             f"| {m['idle_rss_kib'] / 1024:.1f} MiB | {m['rss_before_kib'] / 1024:.1f} MiB | "
             f"{m['rss_after_kib'] / 1024:.1f} MiB | {m['keys']:,} | {m['bytes_per_key']:.0f} |",
             "",
+        ]
+        lines += [
             f"A fresh keyward (`--l1-capacity {max(1_000_000, m['keys'] + m['keys'] // 10):,} "
             f"--l1-ttl 1h`, Postgres, {m['threads']} threads) verifies 1% of the keys (connections "
             f"and buffers warm up), then the other {m['measured_keys']:,} once each "
@@ -869,6 +876,20 @@ def write_report(run: Run, wall: float, previous: Optional[dict]) -> str:
             f"{m['measured_keys']:,}.",
             "",
         ]
+        if m.get("l1_alone"):
+            a = m["l1_alone"]
+            lines += [
+                f"The L1 alone (`keyward-loadgen l1-footprint --keys {a['keys']}`: the same "
+                "`LocalCache`, filled with records shaped as the Postgres store returns them, no "
+                f"server): {a['total_bytes_per_key']:.0f} bytes per key, of which "
+                f"{a['record_bytes_per_key']:.0f} are the record (`Arc<KeyRecord>` and its id, "
+                f"project and scope strings, each its own allocation) and "
+                f"{a['cache_bytes_per_key']:.0f} the moka cache around it. A server filled the same "
+                "way with L1 off keeps nothing, so the gap between this and the server's figure is "
+                "how the allocator places the cache's entries among the fill's short-lived buffers "
+                "(see the analysis below).",
+                "",
+            ]
     else:
         lines += ["Not measured in this run (`--memory-keys 0`).", ""]
 

@@ -9,7 +9,10 @@
 //!   server's CPU time read from /proc around the measured window; JSON out.
 //! - `encode`: a pre-encoded gRPC request body (5-byte frame prefix +
 //!   protobuf) for h2load.
+//! - `l1-footprint`: bytes per key of keyward's L1 alone, record and cache
+//!   structure apart.
 
+mod footprint;
 mod load;
 mod seed;
 
@@ -30,6 +33,7 @@ enum Command {
     Prime(load::PrimeArgs),
     Load(load::LoadArgs),
     Encode(EncodeArgs),
+    L1Footprint(footprint::FootprintArgs),
 }
 
 /// Writes one gRPC request body, framed, for h2load's `-d`.
@@ -85,5 +89,6 @@ fn main() -> anyhow::Result<()> {
         Command::Prime(args) => runtime.block_on(load::prime(args)),
         Command::Load(args) => runtime.block_on(load::run(args)),
         Command::Encode(args) => encode(args),
+        Command::L1Footprint(args) => runtime.block_on(footprint::run(args)),
     }
 }
