@@ -26,7 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -1014,7 +1014,7 @@ def chart(run_rows: list[dict], path: Path) -> None:
                 if r and r[key] is not None:
                     xs.append(i + (t - 0.5) * width)
                     ys.append(r[key])
-            bars = ax.bar(xs, ys, width, label=tool, color=colors[tool])
+            ax.bar(xs, ys, width, label=tool, color=colors[tool])
             for x, y in zip(xs, ys):
                 ax.text(x, y, f"{y:.2f}", ha="center", va="bottom", fontsize=7)
         if goal_key:
@@ -1023,14 +1023,11 @@ def chart(run_rows: list[dict], path: Path) -> None:
                 g = scenario.goal and getattr(scenario.goal, goal_key)
                 if g:
                     ax.hlines(g, i - 0.45, i + 0.45, colors="crimson", linestyles="--", linewidth=1.5,
-                              label="goal" if i == names.index(name) and "goal" not in
-                              [h.get_label() for h in ax.get_lines()] else None)
+                              label="goal")
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=25, ha="right", fontsize=8)
         ax.set_title(title, fontsize=10)
-        if key == "x_rps":
-            ax.legend(fontsize=8)
     handles, labels = [], []
     for ax in axes:
         for h, l in zip(*ax.get_legend_handles_labels()):
@@ -1066,9 +1063,9 @@ def main() -> int:
     parser.add_argument("--memory-keys", type=int, default=None,
                         help="keys put in L1 to measure bytes per cached key (default: --keys, "
                         "at most 1,000,000; 0 skips)")
-    parser.add_argument("--profile", default=",".join(s.name for s in SCENARIOS if s.goal),
-                        help="scenarios to profile with perf after measuring them "
-                        "(default: those with a goal, %(default)s)")
+    parser.add_argument("--profile", default=",".join(["baseline"] + [s.name for s in SCENARIOS if s.goal]),
+                        help="scenarios to profile with perf after measuring them (default: the "
+                        "baseline and those with a goal, %(default)s)")
     parser.add_argument("--no-profile", action="store_true", help="profile nothing")
     parser.add_argument("--no-h2load", action="store_true", help="measure with loadgen only")
     # Set by bench/run.
