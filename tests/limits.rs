@@ -212,7 +212,10 @@ async fn a_call_refused_by_the_rate_limit_leaves_the_quota_untouched() {
             // One call per 3 s: room for 50 refused calls on a slow machine.
             rate_limit: Some(pb::RateLimit {
                 limit: 1,
-                period: Some(prost_types::Duration { seconds: 3, nanos: 0 }),
+                period: Some(prost_types::Duration {
+                    seconds: 3,
+                    nanos: 0,
+                }),
                 burst: 1,
             }),
             quota: Some(quota(100)),
