@@ -54,9 +54,13 @@ impl Default for LocalOptions {
     }
 }
 
+/// Digests are SHA-256 outputs, so a fast seeded hash is enough; moka's
+/// default SipHash showed in profiles of the hot path.
+type Hasher = foldhash::fast::RandomState;
+
 #[derive(Clone)]
 pub struct LocalCache {
-    entries: Cache<Digest, Entry>,
+    entries: Cache<Digest, Entry, Hasher>,
 }
 
 struct Retention {
@@ -99,7 +103,7 @@ impl LocalCache {
                 known: options.keep.max(options.ttl),
                 unknown: options.negative_ttl,
             })
-            .build();
+            .build_with_hasher(Hasher::default());
         Self { entries }
     }
 
