@@ -50,7 +50,7 @@ pub struct Actor {
 }
 
 impl Actor {
-    fn check_reach(&self, project: &str) -> Result<(), Error> {
+    pub(crate) fn check_reach(&self, project: &str) -> Result<(), Error> {
         match &self.reach {
             Reach::AllProjects => Ok(()),
             Reach::Project(own) if **own == *project => Ok(()),
@@ -297,6 +297,15 @@ impl Admin {
             None
         };
         Ok((events, next))
+    }
+
+    /// A key's or a project's usage; see [`crate::usage::report`].
+    pub async fn usage(
+        &self,
+        actor: &Actor,
+        request: crate::usage::report::UsageRequest,
+    ) -> Result<crate::usage::report::Report, Error> {
+        crate::usage::report::report(&*self.store, actor, request).await
     }
 
     /// Writes an all-projects admin key straight to the store, for the first

@@ -55,6 +55,14 @@ fn namespace(value: &str) -> Result<String, String> {
     }
 }
 
+fn positive_duration(value: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(value) {
+        Ok(d) if d.is_zero() => Err("must be longer than 0s".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Where the keys live.
 #[derive(clap::Args, Clone, Debug)]
 pub struct DatabaseArgs {
@@ -207,6 +215,12 @@ pub struct Config {
     /// `/metrics` (e.g. `0.0.0.0:9090`); unset, no metrics are kept.
     #[arg(long, env = "KEYWARD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// How often each replica writes the calls it counted (per key, minute
+    /// and outcome) to the database, in one batch. A crash loses at most
+    /// this much usage; a shorter interval means more, smaller writes.
+    #[arg(long, env = "KEYWARD_USAGE_FLUSH_INTERVAL", default_value = "10s", value_parser = positive_duration)]
+    pub usage_flush_interval: Duration,
 
     /// On SIGTERM, how long in-flight requests may take before the server
     /// exits anyway.

@@ -23,6 +23,20 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order: `ALL[r as usize] == r`.
+    pub const ALL: [Reason; 10] = [
+        Reason::Ok,
+        Reason::Missing,
+        Reason::Malformed,
+        Reason::Unknown,
+        Reason::Revoked,
+        Reason::Expired,
+        Reason::InsufficientScope,
+        Reason::RateLimited,
+        Reason::QuotaExceeded,
+        Reason::SourceNotAllowed,
+    ];
+
     pub fn allowed(self) -> bool {
         self == Reason::Ok
     }
@@ -95,6 +109,13 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         Utc::now()
+    }
+
+    #[test]
+    fn all_is_indexed_by_the_discriminant() {
+        for (i, reason) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i);
+        }
     }
 
     #[test]

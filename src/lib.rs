@@ -13,6 +13,7 @@
 //! - [`verify`]: the hot path shared by Verify, ext_authz and admin auth.
 //! - [`decision`]: the pure decision on a key record.
 //! - [`limit`]: rate limits and quotas (local GCRA, or one Redis script).
+//! - [`usage`]: calls per key and minute, counted in memory, written in batches.
 //! - [`cache`]: the tiered lookup (in-process L1, then the store).
 //! - [`store`]: the `KeyStore` trait and its Postgres and SQLite engines.
 //! - [`key`], [`scope`], [`record`]: the vocabulary.
@@ -36,5 +37,6 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod usage;
 pub mod validate;
 pub mod verify;

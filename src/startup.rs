@@ -29,6 +29,7 @@ use crate::{
     store::{self, KeyStore, TimeoutStore},
     telemetry,
     tls::{self, ServerTls},
+    usage::{UsageCounter, UsageWriter},
     verify::Verifier,
 };
 
@@ -42,6 +43,8 @@ pub struct State {
     /// Cancelled when the server stops: background tasks (the bus) end.
     pub stopping: CancellationToken,
     pub authz: Arc<Authz>,
+    /// Writes counted usage; flushed a last time when the server stops.
+    pub usage: Arc<UsageWriter>,
 }
 
 pub struct Application {
@@ -110,7 +113,13 @@ impl Application {
                 .l2()
                 .map(|redis| RedisLimiter::new(redis.clone(), &config.namespace)),
         );
-        let verifier = Verifier::new(lookup.clone(), limiter);
+        let counter = Arc::new(UsageCounter::default());
+        let usage = Arc::new(UsageWriter::new(
+            counter.clone(),
+            store.clone(),
+            config.usage_flush_interval,
+        ));
+        let verifier = Verifier::new(lookup.clone(), limiter).with_usage(counter);
         let admin = Arc::new(Admin::new(store.clone(), lookup.clone()));
         let authz = Arc::new(Authz::new(verifier.clone(), settings.ext_authz));
         let listener = TcpListener::bind(config.listen)
@@ -128,6 +137,7 @@ impl Application {
                 admin,
                 stopping,
                 authz,
+                usage,
             },
             drain_timeout: config.drain_timeout,
             tls,
@@ -284,11 +294,23 @@ impl Application {
             }
         };
         let stopping = self.state.stopping.clone();
+        self.state.usage.spawn(stopping.clone());
         let _stop_background = stopping.drop_guard();
-        tokio::select! {
-            result = server => result.context("gRPC server failed")?,
-            () = deadline => tracing::warn!(?drain_timeout, "drain timeout: closing remaining connections"),
+        let served = tokio::select! {
+            result = server => result.context("gRPC server failed"),
+            () = deadline => {
+                tracing::warn!(?drain_timeout, "drain timeout: closing remaining connections");
+                Ok(())
+            }
+        };
+        // After the drain, so the calls it let finish are counted too.
+        match self.state.usage.flush().await {
+            Ok(rows) => tracing::debug!(rows, "usage flushed"),
+            Err(error) => {
+                tracing::error!(%error, "usage since the last flush could not be written")
+            }
         }
+        served?;
         tracing::info!("keyward stopped");
         Ok(())
     }

@@ -15,6 +15,7 @@ use crate::{
     key::{Digest, format},
     limit::{Limiter, Outcome},
     record::KeyRecord,
+    usage::UsageCounter,
 };
 
 /// The outcome of one verification.
@@ -51,6 +52,8 @@ impl Verdict {
 pub struct Verifier {
     lookup: Arc<KeyLookup>,
     limiter: Arc<Limiter>,
+    /// Counts every decision about a known key, when usage is kept.
+    usage: Option<Arc<UsageCounter>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -63,7 +66,17 @@ impl std::fmt::Debug for Verifier {
 
 impl Verifier {
     pub fn new(lookup: Arc<KeyLookup>, limiter: Arc<Limiter>) -> Self {
-        Self { lookup, limiter }
+        Self {
+            lookup,
+            limiter,
+            usage: None,
+        }
+    }
+
+    /// Counts each decision about a known key in `usage`.
+    pub fn with_usage(mut self, usage: Arc<UsageCounter>) -> Self {
+        self.usage = Some(usage);
+        self
     }
 
     pub fn lookup(&self) -> &Arc<KeyLookup> {
@@ -112,6 +125,9 @@ impl Verifier {
                     verdict.quota_remaining = Some(0);
                 }
             }
+        }
+        if let (Some(usage), Some(record)) = (&self.usage, &verdict.record) {
+            usage.record(record, verdict.reason, now.timestamp_micros());
         }
         Ok(verdict)
     }

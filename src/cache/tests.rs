@@ -10,7 +10,8 @@ use super::*;
 use crate::{
     key::KeyId,
     store::{
-        AuditEvent, AuditQuery, KeyChanges, ListQuery, NewKey, Rotated, StoredAudit, StoredKey,
+        AuditEvent, AuditQuery, KeyChanges, KeyTotals, ListQuery, NewKey, RolledUp, Rotated,
+        StoredAudit, StoredKey, UsageBucket, UsageCount, UsageQuery,
     },
 };
 
@@ -82,6 +83,22 @@ impl KeyStore for Switchable {
         unused()
     }
     async fn list_audit(&self, _: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
+        unused()
+    }
+    async fn record_usage(&self, _: &[UsageCount]) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn usage_series(&self, _: &UsageQuery, _: i64) -> Result<Vec<UsageBucket>, StoreError> {
+        unused()
+    }
+    async fn busiest_keys(&self, _: &UsageQuery, _: u32) -> Result<Vec<KeyTotals>, StoreError> {
+        unused()
+    }
+    async fn roll_up_usage(
+        &self,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<RolledUp, StoreError> {
         unused()
     }
 }

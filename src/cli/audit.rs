@@ -68,13 +68,13 @@ pub struct AuditArgs {
 
 /// A time given as an instant or as a duration before now.
 #[derive(Debug, Clone)]
-enum When {
+pub(super) enum When {
     At(DateTime<Utc>),
     Ago(Duration),
 }
 
 impl When {
-    fn resolve(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    pub(super) fn resolve(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
         match self {
             When::At(at) => Ok(*at),
             When::Ago(ago) => Ok(now - chrono::Duration::from_std(*ago)?),
@@ -82,7 +82,7 @@ impl When {
     }
 }
 
-fn parse_when(text: &str) -> Result<When, String> {
+pub(super) fn parse_when(text: &str) -> Result<When, String> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(When::At(at.with_timezone(&Utc)));
     }

@@ -15,6 +15,7 @@ use super::{
     client::{self, AdminKey, ConnectArgs, KeyClient, ResponseExt},
     limits::{ClearLimitArgs, LimitArgs},
     output::{self, json_text},
+    usage::{self, UsageArgs},
 };
 use crate::proto::v1 as pb;
 
@@ -71,6 +72,12 @@ enum KeysCommand {
     /// old key keeps working until the grace period ends.
     #[command(after_help = ADMIN_KEY_HELP)]
     Rotate(RotateArgs),
+    /// Show the calls made with a key, or with a project's keys, over time.
+    ///
+    /// Usage is written by each server every --usage-flush-interval (default
+    /// 10s), so the latest calls show after the next flush.
+    #[command(after_help = ADMIN_KEY_HELP)]
+    Usage(UsageArgs),
     /// Ask the server whether a key may be used, as a service would.
     ///
     /// The key comes from --key-file or KEYWARD_KEY, never from the command
@@ -318,6 +325,10 @@ enum Prepared {
     Update(pb::UpdateKeyRequest),
     Revoke(pb::RevokeRequest),
     Rotate(pb::RotateRequest),
+    Usage {
+        request: pb::GetUsageRequest,
+        all_buckets: bool,
+    },
 }
 
 impl Prepared {
@@ -337,6 +348,10 @@ impl Prepared {
                 reason: args.reason,
             }),
             KeysCommand::Rotate(args) => Self::Rotate(rotate_request(args)?),
+            KeysCommand::Usage(args) => Self::Usage {
+                request: args.request(now)?,
+                all_buckets: args.all_buckets(),
+            },
             KeysCommand::Verify(_) => unreachable!("verify needs no admin key and runs apart"),
         })
     }
@@ -391,6 +406,20 @@ impl Prepared {
                         output::key_details(&new),
                         output::key_details(&previous)
                     )
+                }
+            }
+            Self::Usage {
+                request,
+                all_buckets,
+            } => {
+                let response = client
+                    .get_usage(admin.request(request))
+                    .await
+                    .into_message()?;
+                if json {
+                    json_text(&usage::json_value(&response))
+                } else {
+                    usage::text(&response, all_buckets)
                 }
             }
         })

@@ -6,6 +6,7 @@ mod client;
 pub mod keys;
 mod limits;
 mod output;
+mod usage;
 
 use std::process::ExitCode;
 

@@ -8,7 +8,7 @@ use chrono::Utc;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use super::{admin_auth, convert};
+use super::{admin_auth, convert, usage};
 use crate::{
     admin::{Actor, Admin, DEFAULT_GRACE, IssueInput, ListInput, MAX_GRACE},
     error::Error,
@@ -324,6 +324,18 @@ impl KeyServiceImpl {
                 .unwrap_or_default(),
         })
     }
+
+    async fn usage(
+        &self,
+        actor: Actor,
+        req: pb::GetUsageRequest,
+        observed: &AdminObserved,
+    ) -> Result<pb::GetUsageResponse, Status> {
+        let request = usage::request(&req)?;
+        observed.target(&req.key_id, &req.project);
+        let report = self.admin.usage(&actor, request).await?;
+        Ok(usage::response(report))
+    }
 }
 
 fn page_size(requested: i32) -> Result<u32, Error> {
@@ -422,6 +434,16 @@ impl KeyService for KeyServiceImpl {
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         self.admin_call("audit", "ListAuditEvents", request, async |a, r, o| {
             self.audit(a, r, o).await
+        })
+        .await
+    }
+
+    async fn get_usage(
+        &self,
+        request: Request<pb::GetUsageRequest>,
+    ) -> Result<Response<pb::GetUsageResponse>, Status> {
+        self.admin_call("usage", "GetUsage", request, async |a, r, o| {
+            self.usage(a, r, o).await
         })
         .await
     }

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod ext_authz;
 pub mod key_service;
 mod status;
+mod usage;
 
 /// Largest request keyward decodes: generous for any real request, small
 /// enough that a client cannot make the server buffer megabytes.

@@ -8,9 +8,12 @@
 mod connect;
 mod model;
 pub mod postgres;
+mod postgres_usage;
 mod sql;
 pub mod sqlite;
+mod sqlite_usage;
 pub mod timeout;
+pub mod usage;
 mod writes;
 
 use async_trait::async_trait;
@@ -27,6 +30,7 @@ pub use model::{
     StoredKey,
 };
 pub use timeout::TimeoutStore;
+pub use usage::{KeyTotals, RolledUp, UsageBucket, UsageCount, UsageOwner, UsageQuery};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -150,6 +154,35 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Audit events matching the query, newest first.
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError>;
+
+    /// Adds a batch of counted calls to the minute rows (creating them as
+    /// needed) and moves each key's `last_used_at` forward to its latest
+    /// minute with an allowed call, in one transaction.
+    async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError>;
+
+    /// Calls over the query's range in buckets of `bucket_seconds`, per
+    /// outcome, oldest first; minute and hour rows together.
+    async fn usage_series(
+        &self,
+        query: &UsageQuery,
+        bucket_seconds: i64,
+    ) -> Result<Vec<UsageBucket>, StoreError>;
+
+    /// The keys with the most calls over the query's range, busiest first.
+    async fn busiest_keys(
+        &self,
+        query: &UsageQuery,
+        limit: u32,
+    ) -> Result<Vec<KeyTotals>, StoreError>;
+
+    /// Folds minute rows older than `minutes_before` into hour rows and
+    /// deletes hour rows older than `hours_before`. Safe to run from several
+    /// replicas at once: a minute row is folded exactly once.
+    async fn roll_up_usage(
+        &self,
+        minutes_before: DateTime<Utc>,
+        hours_before: DateTime<Utc>,
+    ) -> Result<RolledUp, StoreError>;
 
     /// Connections in the pool, for the metrics; `None` if not pooled.
     fn pool_stats(&self) -> Option<PoolStats> {

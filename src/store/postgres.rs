@@ -12,9 +12,9 @@ use sqlx::{
 };
 
 use super::{
-    AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, PoolStats, Rotated,
-    StoreError, StoreOptions, StoredAudit, StoredKey, cidr_texts, json_opt, label_conflict,
-    parse_cidrs, sql,
+    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, PoolStats,
+    RolledUp, Rotated, StoreError, StoreOptions, StoredAudit, StoredKey, UsageBucket, UsageCount,
+    UsageQuery, cidr_texts, json_opt, label_conflict, parse_cidrs, sql,
     writes::{self, WriteTx},
 };
 use crate::{
@@ -288,6 +288,34 @@ impl KeyStore for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        super::postgres_usage::record(&self.pool, counts).await
+    }
+
+    async fn usage_series(
+        &self,
+        query: &UsageQuery,
+        bucket_seconds: i64,
+    ) -> Result<Vec<UsageBucket>, StoreError> {
+        super::postgres_usage::series(&self.pool, query, bucket_seconds).await
+    }
+
+    async fn busiest_keys(
+        &self,
+        query: &UsageQuery,
+        limit: u32,
+    ) -> Result<Vec<KeyTotals>, StoreError> {
+        super::postgres_usage::busiest(&self.pool, query, limit).await
+    }
+
+    async fn roll_up_usage(
+        &self,
+        minutes_before: DateTime<Utc>,
+        hours_before: DateTime<Utc>,
+    ) -> Result<RolledUp, StoreError> {
+        super::postgres_usage::roll_up(&self.pool, minutes_before, hours_before).await
     }
 
     fn pool_stats(&self) -> Option<PoolStats> {

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, Rotated, StoreError,
-    StoredAudit, StoredKey,
+    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, RolledUp, Rotated,
+    StoreError, StoredAudit, StoredKey, UsageBucket, UsageCount, UsageQuery,
 };
 use crate::{
     key::{Digest, KeyId},
@@ -107,6 +107,36 @@ impl KeyStore for TimeoutStore {
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
         bounded(self.other, self.inner.list_audit(query)).await
+    }
+
+    async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        bounded(self.other, self.inner.record_usage(counts)).await
+    }
+
+    async fn usage_series(
+        &self,
+        query: &UsageQuery,
+        bucket_seconds: i64,
+    ) -> Result<Vec<UsageBucket>, StoreError> {
+        bounded(self.other, self.inner.usage_series(query, bucket_seconds)).await
+    }
+
+    async fn busiest_keys(
+        &self,
+        query: &UsageQuery,
+        limit: u32,
+    ) -> Result<Vec<KeyTotals>, StoreError> {
+        bounded(self.other, self.inner.busiest_keys(query, limit)).await
+    }
+
+    /// Not bounded by the admin timeout: the first roll-up after a long
+    /// pause can move many rows, and nothing waits on it.
+    async fn roll_up_usage(
+        &self,
+        minutes_before: DateTime<Utc>,
+        hours_before: DateTime<Utc>,
+    ) -> Result<RolledUp, StoreError> {
+        self.inner.roll_up_usage(minutes_before, hours_before).await
     }
 
     fn pool_stats(&self) -> Option<super::PoolStats> {

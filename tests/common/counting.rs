@@ -11,8 +11,8 @@ use keyward::{
     key::{Digest, KeyId},
     record::KeyRecord,
     store::{
-        AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, Rotated, StoreError,
-        StoredAudit, StoredKey,
+        AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, RolledUp,
+        Rotated, StoreError, StoredAudit, StoredKey, UsageBucket, UsageCount, UsageQuery,
     },
 };
 
@@ -116,5 +116,37 @@ impl KeyStore for CountingStore {
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
         self.count();
         self.inner.list_audit(query).await
+    }
+
+    async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        self.count();
+        self.inner.record_usage(counts).await
+    }
+
+    async fn usage_series(
+        &self,
+        query: &UsageQuery,
+        bucket_seconds: i64,
+    ) -> Result<Vec<UsageBucket>, StoreError> {
+        self.count();
+        self.inner.usage_series(query, bucket_seconds).await
+    }
+
+    async fn busiest_keys(
+        &self,
+        query: &UsageQuery,
+        limit: u32,
+    ) -> Result<Vec<KeyTotals>, StoreError> {
+        self.count();
+        self.inner.busiest_keys(query, limit).await
+    }
+
+    async fn roll_up_usage(
+        &self,
+        minutes_before: DateTime<Utc>,
+        hours_before: DateTime<Utc>,
+    ) -> Result<RolledUp, StoreError> {
+        self.count();
+        self.inner.roll_up_usage(minutes_before, hours_before).await
     }
 }

@@ -1,0 +1,170 @@
+//! Usage rows on Postgres: batched upserts, bucketed reads, the roll-up.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+
+use super::{
+    KeyTotals, RolledUp, StoreError, UsageBucket, UsageCount, UsageOwner, UsageQuery,
+    usage::ALLOWED,
+};
+use crate::key::KeyId;
+
+/// One statement per batch: arrays bound once, unnested server-side.
+pub(super) async fn record(pool: &PgPool, counts: &[UsageCount]) -> Result<(), StoreError> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(counts.len());
+    let mut projects = Vec::with_capacity(counts.len());
+    let mut minutes = Vec::with_capacity(counts.len());
+    let mut outcomes = Vec::with_capacity(counts.len());
+    let mut calls = Vec::with_capacity(counts.len());
+    for count in counts {
+        ids.push(count.key_id.as_str());
+        projects.push(count.project.as_str());
+        minutes.push(count.minute);
+        outcomes.push(count.outcome);
+        calls.push(count.calls);
+    }
+    let (used_ids, used_at) = super::usage::last_allowed(counts);
+    let used_ids: Vec<&str> = used_ids.iter().map(|id| id.as_str()).collect();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO usage_minute (key_id, project, minute, outcome, calls) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::int8[]) \
+         ON CONFLICT (key_id, minute, outcome) DO UPDATE SET calls = usage_minute.calls + EXCLUDED.calls",
+    )
+    .bind(&ids)
+    .bind(&projects)
+    .bind(&minutes)
+    .bind(&outcomes)
+    .bind(&calls)
+    .execute(&mut *tx)
+    .await?;
+    if !used_ids.is_empty() {
+        sqlx::query(
+            "UPDATE keys SET last_used_at = GREATEST(keys.last_used_at, u.at) \
+             FROM UNNEST($1::text[], $2::timestamptz[]) AS u(id, at) WHERE keys.id = u.id",
+        )
+        .bind(&used_ids)
+        .bind(&used_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `SELECT t, key_id, outcome, calls` over both tables within the range.
+fn push_rows(qb: &mut QueryBuilder<Postgres>, query: &UsageQuery) {
+    qb.push("(");
+    for (i, (table, column)) in [("usage_minute", "minute"), ("usage_hour", "hour")]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            qb.push(" UNION ALL ");
+        }
+        qb.push(format!(
+            "SELECT {column} AS t, key_id, outcome, calls FROM {table} WHERE "
+        ));
+        match &query.owner {
+            UsageOwner::Key(id) => qb.push("key_id = ").push_bind(id.as_str()),
+            UsageOwner::Project(project) => qb.push("project = ").push_bind(project.as_str()),
+        };
+        qb.push(format!(" AND {column} >= "))
+            .push_bind(query.since)
+            .push(format!(" AND {column} < "))
+            .push_bind(query.until);
+    }
+    qb.push(") u");
+}
+
+pub(super) async fn series(
+    pool: &PgPool,
+    query: &UsageQuery,
+    bucket_seconds: i64,
+) -> Result<Vec<UsageBucket>, StoreError> {
+    let mut qb =
+        QueryBuilder::<Postgres>::new("SELECT to_timestamp((floor(extract(epoch FROM t) / ");
+    qb.push_bind(bucket_seconds)
+        .push(") * ")
+        .push_bind(bucket_seconds)
+        .push(")::float8) AS bucket, outcome, sum(calls)::int8 AS calls FROM ");
+    push_rows(&mut qb, query);
+    qb.push(" GROUP BY 1, 2 ORDER BY 1, 2");
+    let rows = qb.build().fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(UsageBucket {
+                start: row.try_get::<DateTime<Utc>, _>("bucket")?,
+                outcome: row.try_get("outcome")?,
+                calls: row.try_get("calls")?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn busiest(
+    pool: &PgPool,
+    query: &UsageQuery,
+    limit: u32,
+) -> Result<Vec<KeyTotals>, StoreError> {
+    let mut qb = QueryBuilder::<Postgres>::new(
+        "SELECT u.key_id, COALESCE(max(k.label), '') AS label, COALESCE(sum(u.calls) FILTER (WHERE u.outcome = ",
+    );
+    qb.push_bind(ALLOWED)
+        .push("), 0)::int8 AS allowed, COALESCE(sum(u.calls) FILTER (WHERE u.outcome <> ")
+        .push_bind(ALLOWED)
+        .push("), 0)::int8 AS denied FROM ");
+    push_rows(&mut qb, query);
+    qb.push(" LEFT JOIN keys k ON k.id = u.key_id GROUP BY u.key_id ORDER BY sum(u.calls) DESC, u.key_id LIMIT ")
+        .push_bind(i64::from(limit));
+    let rows = qb.build().fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(KeyTotals {
+                key_id: KeyId::from_trusted(row.try_get("key_id")?),
+                label: row.try_get("label")?,
+                allowed: row.try_get("allowed")?,
+                denied: row.try_get("denied")?,
+            })
+        })
+        .collect()
+}
+
+/// The DELETE … RETURNING feeds the INSERT in one statement: a replica
+/// running the same roll-up at the same time waits on the deleted rows'
+/// locks and then finds them gone, so no minute is counted twice.
+pub(super) async fn roll_up(
+    pool: &PgPool,
+    minutes_before: DateTime<Utc>,
+    hours_before: DateTime<Utc>,
+) -> Result<RolledUp, StoreError> {
+    let mut tx = pool.begin().await?;
+    let minutes: i64 = sqlx::query_scalar(
+        "WITH moved AS (DELETE FROM usage_minute WHERE minute < $1 \
+                        RETURNING key_id, project, minute, outcome, calls), \
+              folded AS (INSERT INTO usage_hour (key_id, project, hour, outcome, calls) \
+                         SELECT key_id, project, \
+                                to_timestamp((floor(extract(epoch FROM minute) / 3600) * 3600)::float8), \
+                                outcome, sum(calls) \
+                         FROM moved GROUP BY 1, 2, 3, 4 \
+                         ON CONFLICT (key_id, hour, outcome) \
+                         DO UPDATE SET calls = usage_hour.calls + EXCLUDED.calls) \
+         SELECT count(*) FROM moved",
+    )
+    .bind(minutes_before)
+    .fetch_one(&mut *tx)
+    .await?;
+    let pruned = sqlx::query("DELETE FROM usage_hour WHERE hour < $1")
+        .bind(hours_before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(RolledUp {
+        minutes: minutes as u64,
+        hours_pruned: pruned,
+    })
+}
