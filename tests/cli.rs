@@ -35,6 +35,8 @@ impl Server {
                 "debug",
             ])
             .env("KEYWARD_DATABASE_URL", db_url)
+            // Usage shows up in `keys usage` a moment after the calls.
+            .env("KEYWARD_USAGE_FLUSH_INTERVAL", "200ms")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -196,6 +198,26 @@ fn quickstart(db: &TestDb) {
     ));
     let revoked = verify(&server, &new_key, &[]);
     assert!(stdout(&revoked).contains("REVOKED"), "{}", stdout(&revoked));
+
+    // The first key's calls: allowed, wrong scope, allowed in grace, revoked.
+    std::thread::sleep(Duration::from_millis(800));
+    let usage = json(keys(
+        &server,
+        &admin,
+        &["--json", "usage", &id, "--since", "1h", "--bucket", "1m"],
+    ));
+    assert_eq!(usage["bucket_seconds"], 60);
+    let series = usage["series"].as_array().unwrap();
+    let total = |field: &str| -> i64 { series.iter().map(|p| p[field].as_i64().unwrap()).sum() };
+    assert_eq!((total("allowed"), total("denied")), (2, 2), "{usage}");
+    let table = ok(keys(&server, &admin, &["usage", "--project", "acme"]));
+    assert!(
+        table.contains("INSUFFICIENT_SCOPE 1")
+            && table.contains("REVOKED")
+            && table.contains("busiest keys")
+            && table.contains(&id),
+        "{table}"
+    );
 
     let listed = json(keys(
         &server,

@@ -113,6 +113,11 @@ pub struct Keyward {
 
 impl Keyward {
     pub fn start(db_url: &str, config: &Path) -> Self {
+        Self::start_with(db_url, &["--config".as_ref(), config.as_os_str()])
+    }
+
+    /// `keyward serve` with extra flags.
+    pub fn start_with(db_url: &str, extra: &[&std::ffi::OsStr]) -> Self {
         let mut child = Command::new(BIN)
             .args([
                 "serve",
@@ -123,8 +128,7 @@ impl Keyward {
                 "--log",
                 "keyward=debug,info",
             ])
-            .arg("--config")
-            .arg(config)
+            .args(extra)
             .env("KEYWARD_DATABASE_URL", db_url)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
