@@ -67,6 +67,18 @@ fn l1_hit(c: &mut Criterion) {
         })
     });
 
+    // The server counts every decision about a known key for usage.
+    let counted = verifier
+        .clone()
+        .with_usage(Arc::new(keyward::usage::UsageCounter::default()));
+    c.bench_function("verify_l1_hit_usage_counted", |b| {
+        b.to_async(&rt).iter(|| async {
+            let verdict = counted.verify(&key, &required, None).await.unwrap();
+            assert!(verdict.allowed());
+            verdict
+        })
+    });
+
     // As the server runs it: logs at info, metrics recorded, span export off.
     let _telemetry = rt.block_on(async {
         let t = keyward::telemetry::init(keyward::telemetry::LogFormat::Json, Some("info"));

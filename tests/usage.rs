@@ -10,10 +10,7 @@ use std::{
 };
 
 use chrono::Utc;
-use keyward::{
-    proto::v1::{self as pb, key_service_client::KeyServiceClient},
-    store::KeyStore,
-};
+use keyward::proto::v1::{self as pb, key_service_client::KeyServiceClient};
 use tonic::{Code, transport::Channel};
 
 use common::{TestApp, TestDb, config, with_key};

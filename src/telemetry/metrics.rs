@@ -15,6 +15,8 @@
 //! | `keyward_admin_actions_total` | action, outcome | admin RPCs |
 //! | `keyward_db_pool_connections`, `keyward_redis_pool_connections` | state | pool usage (idle, in_use) |
 //! | `keyward_l1_entries` | | keys in the in-process cache |
+//! | `keyward_usage_rows_written_total`, `keyward_usage_flush_errors_total` | | usage batches written |
+//! | `keyward_usage_dropped_total` | | calls not counted: the usage buffer was full |
 //! | `keyward_build_info` | version | always 1 |
 //!
 //! Labels never carry a key, a digest or a key id (ids would make the
