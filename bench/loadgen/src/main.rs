@@ -12,10 +12,13 @@
 //!   protobuf) for h2load.
 //! - `l1-footprint`: bytes per key of keyward's L1 alone, record and cache
 //!   structure apart.
+//! - `sink`: an OTLP/gRPC trace collector that counts the spans it receives
+//!   and discards them (for the span-export scenario).
 
 mod footprint;
 mod load;
 mod seed;
+mod sink;
 
 use std::path::PathBuf;
 
@@ -35,6 +38,7 @@ enum Command {
     Load(load::LoadArgs),
     Encode(EncodeArgs),
     L1Footprint(footprint::FootprintArgs),
+    Sink(sink::SinkArgs),
 }
 
 /// Writes one gRPC request body, framed, for h2load's `-d`.
@@ -95,5 +99,6 @@ fn main() -> anyhow::Result<()> {
         Command::Load(args) => runtime.block_on(load::run(args)),
         Command::Encode(args) => encode(args),
         Command::L1Footprint(args) => runtime.block_on(footprint::run(args)),
+        Command::Sink(args) => runtime.block_on(sink::run(args)),
     }
 }
