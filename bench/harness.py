@@ -9,7 +9,9 @@ the same keyward process, i.e. what tonic itself costs. The machine is
 shared and noisy; ratios are what carry from one run to the next.
 
 To add a scenario, add a `Scenario(...)` to SCENARIOS (and, if it needs a
-differently configured server, an entry to SERVERS).
+differently configured server, an entry to `servers()`). A scenario with a
+`reference` is also compared with that scenario directly ("With and
+without" in the report).
 """
 
 from __future__ import annotations
@@ -48,23 +50,27 @@ CLIENT_CPU = "0"
 
 @dataclass
 class Goal:
-    """A goal of the issue, relative to the baseline."""
+    """A goal of the issue, relative to the baseline (or, with
+    `of_reference`, to the scenario's reference)."""
 
-    min_throughput: float  # fraction of the baseline's req/s
-    max_p99: Optional[float] = None  # multiple of the baseline's p99
+    min_throughput: float  # fraction of the baseline's (reference's) req/s
+    max_p99: Optional[float] = None  # multiple of the baseline's (reference's) p99
     note: str = ""
+    of_reference: bool = False
 
 
 @dataclass
 class Scenario:
     name: str
     title: str
-    # Key of SERVERS: how keyward is configured for it; None when it is not
-    # measured by this harness yet.
+    # Key of servers(): how keyward is configured for it, and whose baseline
+    # it is measured against; None when this harness does not measure it
+    # (`needs` then says why).
     server: Optional[str]
-    rpc: str = "verify"  # verify | health
-    # hot: the first --hot-keys keys; all: every seeded key; unknown: a fresh
-    # unissued key per request; none: Health/Check.
+    rpc: str = "verify"  # verify | check (ext_authz) | health
+    # hot: the first --hot-keys keys; limited: as many keys seeded with a
+    # rate limit; all: every seeded key; unknown: a fresh unissued key per
+    # request; none: Health/Check.
     keys: str = "hot"
     expect: str = "allowed"
     prime: bool = False  # verify every key once before the warm-up
@@ -74,29 +80,33 @@ class Scenario:
     # run yet.
     needs: Optional[Callable[["Run"], Optional[str]]] = None
     describe: str = ""
+    # Another scenario this one is compared with directly, round by round
+    # (measured too whenever this one is); `compare` says what the ratio
+    # shows.
+    reference: Optional[str] = None
+    compare: str = ""
+    # Key of servers(): serve this scenario from a second keyward process so
+    # configured, started alongside `server`'s and measured in the same
+    # rounds against `server`'s baseline (for a setting that changes nothing
+    # on Health/Check, such as span export).
+    process: Optional[str] = None
 
 
-def probe_rate_limit(run: "Run") -> Optional[str]:
-    text = run.help_text()
-    if re.search(r"rate[- _]limit", text, re.I):
-        return "keyward has rate limits, but this harness has no scenario for them yet"
-    return "not available yet: `keyward serve --help` / `keyward keys issue --help` name no rate limit"
-
-
-def probe_span_export(run: "Run") -> Optional[str]:
-    if b"OTEL_EXPORTER_OTLP_ENDPOINT" in run.binary_bytes() or re.search(
-        r"otlp", run.help_text(), re.I
-    ):
-        return "keyward exports spans, but this harness has no OTLP sink scenario yet"
-    return "not available yet: the keyward binary knows no OTEL_EXPORTER_OTLP_ENDPOINT"
+# The rate limit of the rate_limit scenario's keys: (calls per second,
+# burst). 1,000,000/s is the most keyward accepts (one call per µs); the
+# burst lets a key's schedule run up to a second ahead, so the 128 calls in
+# flight, whose timestamps reach Redis out of order, are never denied.
+RATE_LIMIT = (1_000_000, 1_000_000)
 
 
 def probe_envoy(run: "Run") -> Optional[str]:
+    where = ("measured through a real Envoy (with wrk) by `bench/ext_authz/run`, not by this "
+             "harness: see the Envoy ext_authz section")
     if b"envoy.service.auth.v3.Authorization" not in run.binary_bytes():
-        return "not available yet: keyward serves no envoy.service.auth.v3.Authorization"
-    if not shutil.which("envoy"):
-        return "keyward serves ext_authz, but no `envoy` binary is installed"
-    return "see the Envoy ext_authz section: its scenarios are not wired into this harness yet"
+        return "not available: keyward serves no envoy.service.auth.v3.Authorization"
+    if not (shutil.which("envoy") and shutil.which("wrk")):
+        where += " (it needs `envoy` and `wrk`, not installed here)"
+    return where + "; keyward's Check without Envoy is *Check (ext_authz), L1 hit* above"
 
 
 SCENARIOS = [
@@ -108,6 +118,15 @@ SCENARIOS = [
         "l1_hit", "Verify, L1 hit", "cached", prime=True, h2load=True,
         goal=Goal(0.90, 1.2),
         describe="Verify of keys already in the in-process cache",
+    ),
+    Scenario(
+        "check_l1_hit", "Check (ext_authz), L1 hit", "cached", rpc="check", prime=True, h2load=True,
+        reference="l1_hit",
+        describe="`envoy.service.auth.v3.Authorization/Check` called directly (no Envoy), shaped "
+        "as Envoy's ext_authz filter sends it: the key in an `x-api-key` header, "
+        "`keyward_scopes: orders:read` as the route's context extension, the same keys as "
+        "*Verify, L1 hit*; an answer counts when it is an OK response",
+        compare="Check (ext_authz, no Envoy) ÷ Verify, same keys in L1, same process",
     ),
     Scenario(
         "unknown_flood", "Verify, flood of unknown keys", "flood", keys="unknown",
@@ -126,10 +145,34 @@ SCENARIOS = [
         describe="`--l1-capacity 0`, no Redis: every Verify reads Postgres, random keys among all seeded",
     ),
     Scenario(
-        "rate_limit", "Verify with a Redis rate limit", None, needs=probe_rate_limit,
+        "rate_limit_off", "Verify, L1 hit, Redis on, no limit", "limited", prime=True,
+        describe="the *rate limit* process (`--redis-url …`), keys without a limit: the "
+        "\"without\" of the next row; L1 hits, so Redis is not read",
     ),
     Scenario(
-        "span_export", "Verify with span export on", None, needs=probe_span_export,
+        "rate_limit", "Verify with a Redis rate limit", "limited", keys="limited", prime=True,
+        reference="rate_limit_off",
+        describe=f"the same process, keys seeded like the others but with the rate limit "
+        f"`keys issue --rate-limit {RATE_LIMIT[0]}/s --burst {RATE_LIMIT[1]}` stores (the "
+        "highest rate keyward accepts, and a burst wide enough that concurrent calls never "
+        "deny): an L1 hit, then one Redis round trip per Verify (the limiter's Lua script, "
+        "whose read of the key's schedule is the Redis GET counted here)",
+        compare="Verify with a Redis-backed rate limit ÷ without, same process, same round",
+    ),
+    Scenario(
+        "span_export", "Verify with span export on", "cached", process="otel", prime=True,
+        reference="l1_hit", goal=Goal(0.85, of_reference=True),
+        describe="*Verify, L1 hit* on a second keyward process, the same flags plus "
+        "`OTEL_EXPORTER_OTLP_ENDPOINT` (`OTEL_TRACES_SAMPLER=always_on`, the SDK's default "
+        "batching) pointing at `keyward-loadgen sink`, an OTLP/gRPC collector that decodes and "
+        "counts the spans and discards them: every Verify makes and exports one "
+        "`keyward.verify` span. The sink stands for a collector on another machine, so it runs "
+        "on the load generator's core, where its decoding (its CPU per Verify is in the "
+        "dependencies' column) also slows the client a little: the keyward CPU ratio under "
+        "*With and without* is the figure free of that. Started with the first process and "
+        "measured in the same rounds, against the first process's baseline (Health/Check makes "
+        "no span)",
+        compare="Verify with span export on (100% sampling) ÷ off (*Verify, L1 hit*), same round",
     ),
     Scenario(
         "envoy_ext_authz", "Envoy ext_authz", None, needs=probe_envoy,
@@ -145,17 +188,31 @@ SCENARIOS = [
 COMMON_FLAGS = ["--lookup-timeout", "2s", "--redis-timeout", "1s"]
 
 
-def servers(redis_url: str) -> dict[str, list[str]]:
+@dataclass
+class Server:
+    """How `keyward serve` is started for a group of scenarios."""
+
+    flags: list[str]
+    # Export spans to an OTLP sink of our own (keyward-loadgen sink).
+    otlp_sink: bool = False
+
+
+def servers(redis_url: str) -> dict[str, Server]:
     """Flags of `keyward serve` per configuration (database, listen,
     --no-migrate and COMMON_FLAGS are added for all)."""
     return {
         # L1 on (default capacity 1,000,000) and fresh for the whole run.
-        "cached": ["--l1-ttl", "1h"],
+        "cached": Server(["--l1-ttl", "1h"]),
         # The same, on a process of its own: the flood fills L1 with negative
         # entries whose expiry would otherwise cost the L1-hit rounds.
-        "flood": ["--l1-ttl", "1h"],
-        "l2": ["--l1-capacity", "0", "--redis-url", redis_url, "--redis-ttl", "1h"],
-        "store": ["--l1-capacity", "0"],
+        "flood": Server(["--l1-ttl", "1h"]),
+        "l2": Server(["--l1-capacity", "0", "--redis-url", redis_url, "--redis-ttl", "1h"]),
+        "store": Server(["--l1-capacity", "0"]),
+        # As "cached", with Redis: the L2 (not read on an L1 hit) and the
+        # shared rate limiter.
+        "limited": Server(["--l1-ttl", "1h", "--redis-url", redis_url, "--redis-ttl", "1h"]),
+        # As "cached", exporting every decision's span.
+        "otel": Server(["--l1-ttl", "1h"], otlp_sink=True),
     }
 
 
@@ -202,37 +259,87 @@ def percentile(sorted_values: list[int], q: float) -> float:
     return float(sorted_values[index])
 
 
-class Keyward:
-    """One `keyward serve` process, pinned to SERVER_CPU."""
+def wait_listening(port: int, process: subprocess.Popen, what: str, log_path: Path) -> None:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited: see {log_path}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen: see {log_path}")
 
-    def __init__(self, run: "Run", name: str, flags: list[str]):
+
+class OtlpSink:
+    """`keyward-loadgen sink`: an OTLP/gRPC trace collector that counts the
+    spans it receives and discards them. It stands for a collector on
+    another machine, so it runs on the load generator's core (CLIENT_CPU),
+    never taking keyward's."""
+
+    def __init__(self, run: "Run", name: str):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.status_path = run.work / f"sink-{name}.json"
+        self.status_path.unlink(missing_ok=True)
+        self.log_path = run.work / f"sink-{name}.log"
+        command = ["taskset", "-c", CLIENT_CPU, str(run.args.loadgen), "sink",
+                   "--listen", f"127.0.0.1:{self.port}", "--status-file", str(self.status_path)]
+        log(f"starting the OTLP sink: {' '.join(command[4:])}")
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                        stderr=open(self.log_path, "w"), start_new_session=True)
+        self.pid = self.process.pid  # taskset execs the sink: same pid
+        wait_listening(self.port, self.process, "the OTLP sink", self.log_path)
+
+    def counts(self) -> dict:
+        try:
+            return json.loads(self.status_path.read_text())
+        except (OSError, ValueError):
+            return {"spans": 0, "exports": 0, "bytes": 0, "by_name": {}}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Keyward:
+    """One `keyward serve` process, pinned to SERVER_CPU; with `sink`, it
+    exports every span to that sink."""
+
+    def __init__(self, run: "Run", name: str, flags: list[str], sink: Optional[OtlpSink] = None):
         self.name = name
+        self.sink = sink
+        # Verify and Check calls sent to it (warm-ups, priming and profiles
+        # included): what the sink's span count is compared with.
+        self.calls = 0
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self.log_path = run.work / f"keyward-{name}.log"
-        env = dict(os.environ, KEYWARD_DATABASE_URL=run.args.database_url)
+        # Span export only where a scenario asks for it, whatever the
+        # caller's environment says.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env["KEYWARD_DATABASE_URL"] = run.args.database_url
+        if sink:
+            env.update(OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint, OTEL_TRACES_SAMPLER="always_on")
         command = [
             "taskset", "-c", SERVER_CPU, str(run.args.keyward), "serve",
             "--listen", self.addr, "--no-migrate", "--log", "warn", "--log-format", "json",
             *COMMON_FLAGS, *flags,
         ]
-        log(f"starting keyward ({name}): {' '.join(command[3:])}")
+        log(f"starting keyward ({name}): {' '.join(command[3:])}"
+            + (f" with OTEL_EXPORTER_OTLP_ENDPOINT={sink.endpoint}" if sink else ""))
         self.process = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL,
             stderr=open(self.log_path, "w"), start_new_session=True,
         )
         self.pid = self.process.pid  # taskset execs keyward: same pid
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"keyward exited: see {self.log_path}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"keyward did not listen: see {self.log_path}")
+        wait_listening(self.port, self.process, "keyward", self.log_path)
         time.sleep(1.0)  # let start-up work (bus subscription, pools) settle
         self.idle_rss_kib = rss_kib(self.pid)
         self.threads = int(
@@ -268,24 +375,17 @@ class Run:
         self.work = Path(args.work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.keys_file = self.work / "keys.txt"
-        self._help: Optional[str] = None
+        self.limited_keys_file = self.work / "keys-limited.txt"
         self._binary: Optional[bytes] = None
         self.results: dict[str, list[dict]] = {}
         self.unavailable: dict[str, str] = {}
         self.memory: dict = {}
         self.profiles: dict[str, dict] = {}
         self.notes: list[str] = []
+        # Per OTLP-exporting server: spans the sink received, calls sent.
+        self.spans: dict[str, dict] = {}
 
     # -- probes
-    def help_text(self) -> str:
-        if self._help is None:
-            texts = []
-            for sub in (["serve", "--help"], ["keys", "issue", "--help"]):
-                p = subprocess.run([str(self.args.keyward), *sub], capture_output=True, text=True)
-                texts.append(p.stdout + p.stderr)
-            self._help = "\n".join(texts)
-        return self._help
-
     def binary_bytes(self) -> bytes:
         if self._binary is None:
             self._binary = Path(self.args.keyward).read_bytes()
@@ -299,51 +399,73 @@ class Run:
             raise RuntimeError(f"{' '.join(command)} failed:\n{p.stderr}")
         return json.loads(p.stdout.strip().splitlines()[-1])
 
-    def watch_args(self) -> list[str]:
-        """Postgres backends of the benchmark database and the private Redis:
-        their CPU per request is reported next to keyward's."""
+    def watch_args(self, server: Keyward) -> list[str]:
+        """Postgres backends of the benchmark database, the private Redis
+        and the server's OTLP sink: their CPU per request is reported next
+        to keyward's."""
         url = re.match(r"postgres(?:ql)?://([^:@/]+)(?::[^@/]*)?@[^/]+/([^?]+)", self.args.database_url)
         args = []
         if url:
             args += ["--watch-cmdline", f" {url.group(1)} {url.group(2)} "]
         if self.args.redis_pid:
             args += ["--watch-pid", str(self.args.redis_pid)]
+        if server.sink:
+            args += ["--watch-pid", str(server.sink.pid)]
         return args
 
     def key_args(self, scenario: Scenario) -> list[str]:
         if scenario.keys == "hot":
             return ["--keys-file", str(self.keys_file), "--key-count", str(self.args.hot_keys)]
+        if scenario.keys == "limited":
+            return ["--keys-file", str(self.limited_keys_file), "--key-count", str(self.args.hot_keys)]
         if scenario.keys == "all":
             return ["--keys-file", str(self.keys_file), "--key-count", str(self.args.keys)]
         if scenario.keys == "unknown":
             return ["--unknown"]
         return []
 
+    def redis_info(self, section: str) -> dict[str, str]:
+        port = re.search(r":(\d+)", self.args.redis_url.split("//", 1)[-1])
+        p = subprocess.run(["redis-cli", "-p", port.group(1) if port else "6379", "info", section],
+                           capture_output=True, text=True)
+        return dict(l.strip().split(":", 1) for l in p.stdout.splitlines() if ":" in l)
+
     def redis_reads(self) -> Optional[int]:
         """GETs the private Redis answered so far (hits and misses): proof
         that the L2 scenario reads Redis once per request. (Postgres
         publishes its counters lazily, up to seconds late, so it gets no
         such column; its CPU per request shows its share.)"""
-        port = re.search(r":(\d+)", self.args.redis_url.split("//", 1)[-1])
-        p = subprocess.run(["redis-cli", "-p", port.group(1) if port else "6379", "info", "stats"],
-                           capture_output=True, text=True)
-        stats = dict(l.strip().split(":", 1) for l in p.stdout.splitlines() if ":" in l)
+        stats = self.redis_info("stats")
         if "keyspace_hits" not in stats:
             return None
         return int(stats["keyspace_hits"]) + int(stats["keyspace_misses"])
 
+    def redis_scripts(self) -> Optional[int]:
+        """Lua scripts (EVALSHA and EVAL) the private Redis ran so far:
+        proof that a rate-limited Verify costs one script."""
+        stats = self.redis_info("commandstats")
+        if not stats:
+            return None
+        calls = 0
+        for command in ("cmdstat_evalsha", "cmdstat_eval"):
+            m = re.search(r"(?:^|,)calls=(\d+)", stats.get(command, ""))
+            calls += int(m.group(1)) if m else 0
+        return calls
+
     def measure_loadgen(self, server: Keyward, scenario: Scenario) -> dict:
-        reads0 = self.redis_reads()
+        reads0, scripts0 = self.redis_reads(), self.redis_scripts()
         t0, core0, ours0 = time.time(), core_busy_ticks(SERVER_CPU), cpu_ticks(server.pid)
         result = self.loadgen(
             "load", "--target", server.addr, "--rpc", scenario.rpc, "--expect", scenario.expect,
             "--connections", str(self.args.connections), "--streams", str(self.args.streams),
             "--warmup", str(self.args.warmup), "--duration", str(self.args.duration),
             "--server-pid", str(server.pid), "--label", scenario.name,
-            *self.watch_args(),
+            *self.watch_args(server),
             *self.key_args(scenario),
             timeout=self.args.warmup + self.args.duration + 120,
         )
+        if scenario.rpc != "health":
+            server.calls += result["requests_with_warmup"]
         result["cpu_us_per_req"] = (
             result["server_cpu_ticks"] / CLK_TCK * 1e6 / result["requests"] if result["requests"] else None
         )
@@ -352,9 +474,11 @@ class Run:
         elapsed = time.time() - t0
         others = (core_busy_ticks(SERVER_CPU) - core0) - (cpu_ticks(server.pid) - ours0)
         result["others_on_server_core"] = max(0.0, others / CLK_TCK / elapsed)
-        reads1 = self.redis_reads()
+        reads1, scripts1 = self.redis_reads(), self.redis_scripts()
         if reads0 is not None and reads1 is not None and result["requests_with_warmup"]:
             result["redis_reads_per_req"] = (reads1 - reads0) / result["requests_with_warmup"]
+        if scripts0 is not None and scripts1 is not None and result["requests_with_warmup"]:
+            result["redis_scripts_per_req"] = (scripts1 - scripts0) / result["requests_with_warmup"]
         result["client_cpu_share"] = result["client_cpu_ticks"] / CLK_TCK / result["duration_s"]
         result["server_cpu_share"] = result["server_cpu_ticks"] / CLK_TCK / result["duration_s"]
         result["deps_cpu_us_per_req"] = (
@@ -375,12 +499,13 @@ class Run:
             return None
         body = self.work / f"{scenario.name}.grpc"
         encode = ["encode", "--rpc", scenario.rpc, "--out", str(body)]
-        if scenario.rpc == "verify":
+        if scenario.rpc in ("verify", "check"):
             encode += ["--keys-file", str(self.keys_file)]
         subprocess.run([str(self.args.loadgen), *encode], check=True)
         path = {
             "health": "/grpc.health.v1.Health/Check",
             "verify": "/keyward.v1.KeyService/Verify",
+            "check": "/envoy.service.auth.v3.Authorization/Check",
         }[scenario.rpc]
         log_file = self.work / f"{scenario.name}.h2load.log"
         # The server is warm (loadgen just ran the same scenario), so there
@@ -435,51 +560,95 @@ class Run:
         log_file.unlink(missing_ok=True)
         return result
 
-    def prime(self, server: Keyward, offset: int, count: int) -> dict:
+    def prime(self, server: Keyward, offset: int, count: int, keys_file: Optional[Path] = None) -> dict:
         result = self.loadgen(
-            "prime", "--target", server.addr, "--keys-file", str(self.keys_file),
+            "prime", "--target", server.addr, "--keys-file", str(keys_file or self.keys_file),
             "--key-offset", str(offset), "--key-count", str(count),
             "--connections", str(self.args.connections), "--streams", str(self.args.streams),
             timeout=900,
         )
+        server.calls += result["primed"] + result["wrong"] + result["errors"]
         if result["wrong"] or result["errors"]:
             raise RuntimeError(f"priming failed: {result}")
         return result
 
+    # -- servers
+    def start(self, name: str, config: Server) -> Keyward:
+        """`keyward serve` as `config` says, with its OTLP sink first if it
+        has one."""
+        sink = OtlpSink(self, name) if config.otlp_sink else None
+        try:
+            return Keyward(self, name, config.flags, sink)
+        except BaseException:
+            if sink:
+                sink.stop()
+            raise
+
+    def stop(self, server: Keyward) -> None:
+        """Stops keyward (which exports the spans it still buffers first),
+        then its sink; notes breaker trips and the sink's count."""
+        server.stop()
+        if server.sink:
+            counts = server.sink.counts()
+            server.sink.stop()
+            self.spans[server.name] = dict(counts, calls=server.calls)
+            log(f"the OTLP sink received {counts['spans']:,} spans for {server.calls:,} "
+                f"Verify calls, in {counts['exports']:,} exports")
+        trips = server.breaker_trips()
+        if trips:
+            self.notes.append(
+                f"keyward ({server.name}) stopped calling a dependency {len(trips)} time(s) in "
+                f"spite of the raised timeouts: {'; '.join(sorted(set(trips)))[:300]}"
+            )
+
     # -- phases
-    def seed(self) -> None:
+    def seed(self, limited: int) -> None:
+        """Seeds the keys, and `limited` more with RATE_LIMIT."""
         count = max(self.args.keys, self.args.memory_keys)
-        log(f"seeding {count:,} keys into {redact(self.args.database_url)}")
+        log(f"seeding {count:,} keys{f' and {limited:,} rate-limited ones' if limited else ''} "
+            f"into {redact(self.args.database_url)}")
         result = self.loadgen(
             "seed", "--database-url", self.args.database_url, "--keys", str(count),
-            "--out", str(self.keys_file), timeout=900,
+            "--out", str(self.keys_file),
+            "--limited-keys", str(limited), "--limited-out", str(self.limited_keys_file),
+            "--rate-limit-calls", str(RATE_LIMIT[0]), "--rate-limit-period-ms", "1000",
+            "--rate-limit-burst", str(RATE_LIMIT[1]),
+            timeout=900,
         )
         self.seed_result = result
         log(f"seeded {result['keys']:,} keys in {result['seconds']:.1f}s")
 
-    def run_block(self, server: Keyward, scenarios: list[Scenario]) -> None:
-        """Measures `scenarios` on one keyward process, interleaved with
-        the baseline (Health/Check on the same process) round by round, so
-        that noise from the rest of the machine falls on both alike."""
+    def run_block(self, server: Keyward, scenarios: list[Scenario],
+                  others: dict[str, Keyward]) -> None:
+        """Measures `scenarios` on one keyward process (or, for those with a
+        `process`, on the process of that name in `others`), interleaved
+        with the baseline (Health/Check on `server`) round by round, so that
+        noise from the rest of the machine falls on both alike."""
         baseline = SCENARIOS[0]
         block = [baseline] + [s for s in scenarios if s is not baseline]
+        primed_sets = set()
         for scenario in block:
-            if scenario.prime:
-                count = self.args.hot_keys if scenario.keys == "hot" else self.args.keys
-                primed = self.prime(server, 0, count)
+            target = others[scenario.process] if scenario.process else server
+            count = self.args.hot_keys if scenario.keys in ("hot", "limited") else self.args.keys
+            keys_file = self.limited_keys_file if scenario.keys == "limited" else self.keys_file
+            if scenario.prime and (target.name, keys_file, count) not in primed_sets:
+                primed_sets.add((target.name, keys_file, count))
+                primed = self.prime(target, 0, count, keys_file)
                 log(f"{scenario.name}: primed {primed['primed']:,} keys in {primed['seconds']:.1f}s")
         base_name = "baseline" if server.name == "cached" else f"baseline@{server.name}"
         for round_ in range(self.args.rounds):
             for scenario in block:
                 name = base_name if scenario is baseline else scenario.name
-                measured = [self.measure_loadgen(server, scenario)]
+                target = others[scenario.process] if scenario.process else server
+                measured = [self.measure_loadgen(target, scenario)]
                 if scenario.h2load and not self.args.no_h2load and server.name == "cached":
-                    h2 = self.measure_h2load(server, scenario)
+                    h2 = self.measure_h2load(target, scenario)
                     if h2:
                         measured.append(h2)
                 for m in measured:
                     m["round"] = round_
                     m["server"] = server.name
+                    m["process"] = target.name
                     log(f"round {round_ + 1}/{self.args.rounds} {name:<18} {m['tool']:<8} {fmt_result(m)}")
                 self.results.setdefault(name, []).extend(measured)
 
@@ -537,12 +706,14 @@ class Run:
              "-o", str(data), "--", "sleep", str(seconds)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
-        self.loadgen(
+        load = self.loadgen(
             "load", "--target", server.addr, "--rpc", scenario.rpc, "--expect", scenario.expect,
             "--warmup", "0.3", "--duration", str(seconds + 1),
             "--connections", str(self.args.connections), "--streams", str(self.args.streams),
             *self.key_args(scenario),
         )
+        if scenario.rpc != "health":
+            server.calls += load["requests_with_warmup"]
         _, err = record.communicate(timeout=60)
         if record.returncode != 0 or not data.exists():
             self.profiles[scenario.name] = {"error": f"perf record failed: {err.strip()[-300:]}"}
@@ -595,6 +766,11 @@ INCLUSIVE = [
     ("L1 housekeeping (moka)", r"^moka::future::housekeeper::Housekeeper::try_run_pending_tasks"),
     ("L2 read (keyward RedisCache)", r"^keyward::cache::redis::RedisCache::get"),
     ("Redis client (redis-rs)", r"^<?redis::aio::"),
+    ("rate limit: Lua script round trip (keyward RedisLimiter)", r"^keyward::limit::redis::RedisLimiter::check"),
+    ("ext_authz Check handler (keyward)", r"^<keyward::grpc::ext_authz::ExtAuthzService as .*>::check::\{\{closure\}\}$"),
+    ("spans: tracing-opentelemetry layer", r"^<?tracing_opentelemetry::"),
+    ("spans: OpenTelemetry SDK (span processor, batching)", r"^<?opentelemetry_sdk::"),
+    ("spans: OTLP export (opentelemetry-otlp)", r"^<?opentelemetry_otlp::"),
     ("store read (keyward)", r"^<keyward::store::(postgres::PgStore|timeout::TimeoutStore) as keyward::store::KeyStore>::find_by_digest"),
     ("Postgres client (sqlx)", r"^<?sqlx_postgres::connection::"),
     ("SHA-256 (sha2)", r"^sha2::"),
@@ -698,23 +874,84 @@ def rows(results: dict) -> list[dict]:
                 "server_cpu_share": median(m.get("server_cpu_share") for m in runs),
                 "deps_cpu": median(m.get("deps_cpu_us_per_req") for m in runs),
                 "redis_reads": median(m.get("redis_reads_per_req") for m in runs),
+                "redis_scripts": median(m.get("redis_scripts_per_req") for m in runs),
                 "bad": sum(m["wrong"] + m["errors"] for m in runs),
             })
     return out
 
 
-def goal_verdicts(run_rows: list[dict], memory: dict, keys: int) -> list[tuple[str, str, Optional[bool]]]:
+def comparisons(results: dict) -> list[dict]:
+    """Each scenario with a reference against it, per tool measured by
+    both: per round, the scenario's ratio to its process's baseline divided
+    by the reference's (on one process the baselines cancel: it is then the
+    plain ratio of the two in that round); medians over the rounds."""
+    out = []
+    by_tool = {(r["scenario"], r["tool"]): r for r in rows(results)}
+
+    def per_round(name: str, tool: str) -> dict[int, tuple]:
+        measured = [m for m in results.get(name, []) if m["tool"] == tool]
+        if not measured:
+            return {}
+        base_name = "baseline" if measured[0]["server"] == "cached" else f"baseline@{measured[0]['server']}"
+        bases = {m["round"]: m for m in results.get(base_name, []) if m["tool"] == tool}
+        return {
+            m["round"]: (
+                ratio(m["rps"], b["rps"]),
+                ratio(m["latency_us"]["p99"], b["latency_us"]["p99"]),
+                ratio(m.get("cpu_us_per_req"), b.get("cpu_us_per_req")),
+            )
+            for m in measured
+            if (b := bases.get(m["round"]))
+        }
+
+    for scenario in SCENARIOS:
+        if not scenario.reference:
+            continue
+        for tool in ("loadgen", "h2load"):
+            ours, theirs = per_round(scenario.name, tool), per_round(scenario.reference, tool)
+            common = sorted(set(ours) & set(theirs))
+            if not common:
+                continue
+            x = [[ratio(ours[r][i], theirs[r][i]) for r in common] for i in range(3)]
+            rps = [v for v in x[0] if v is not None]
+            row, ref = by_tool[(scenario.name, tool)], by_tool[(scenario.reference, tool)]
+            out.append({
+                "scenario": scenario.name,
+                "reference": scenario.reference,
+                "tool": tool,
+                "rounds": len(common),
+                "x_rps": median(x[0]),
+                "x_rps_range": (min(rps), max(rps)) if rps else None,
+                "x_p99": median(x[1]),
+                "x_cpu": median(x[2]),
+                "cpu": row["cpu"],
+                "ref_cpu": ref["cpu"],
+                "p99": row["p99"],
+                "ref_p99": ref["p99"],
+                "redis_scripts": row.get("redis_scripts"),
+                "ref_redis_scripts": ref.get("redis_scripts"),
+            })
+    return out
+
+
+def goal_verdicts(run_rows: list[dict], memory: dict, keys: int,
+                  compared: list[dict]) -> list[tuple[str, str, Optional[bool]]]:
     verdicts = []
     for scenario in SCENARIOS:
         if not scenario.goal:
             continue
         g = scenario.goal
-        text = f"{scenario.title}: ≥ {g.min_throughput:.0%} of the baseline's req/s"
+        of = "the baseline's"
+        if g.of_reference:
+            of = next(f"*{s.title}*'s" for s in SCENARIOS if s.name == scenario.reference)
+        text = f"{scenario.title}: ≥ {g.min_throughput:.0%} of {of} req/s"
         if g.max_p99:
-            text += f", p99 ≤ {g.max_p99:g}× the baseline's"
+            text += f", p99 ≤ {g.max_p99:g}× {of}"
         if g.note:
             text += f" ({g.note})"
-        candidates = [r for r in run_rows if r["scenario"] == scenario.name]
+        # Relative to the reference, the figures are the comparison's.
+        source = compared if g.of_reference else run_rows
+        candidates = [r for r in source if r["scenario"] == scenario.name]
         if not candidates:
             verdicts.append((text, "not measured", None))
             continue
@@ -772,7 +1009,8 @@ def machine_lines() -> list[str]:
         f"Linux {platform.release()}",
         f"- keyward {commit}{' (with uncommitted changes)' if dirty else ''}, release build, {rustc}; {h2load}",
         f"- Pinning: keyward on CPU {SERVER_CPU} (`taskset`, so tokio runs one worker thread), "
-        f"the load generator (loadgen or h2load) on CPU {CLIENT_CPU}; Postgres and Redis are not pinned.",
+        f"the load generator (loadgen or h2load) and the OTLP sink on CPU {CLIENT_CPU}; Postgres "
+        "and Redis are not pinned.",
     ]
 
 
@@ -786,7 +1024,10 @@ def write_report(run: Run, wall: float, previous: Optional[dict]) -> str:
         f"Measured by `{args.command}` on {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} "
         f"in {wall / 60:.1f} minutes ({args.build_seconds:.0f} s of it building). "
         f"{args.keys:,} keys in Postgres (seeded by "
-        f"COPY in {run.seed_result['seconds']:.1f} s); cache-hit scenarios use {args.hot_keys:,} of "
+        f"COPY in {run.seed_result['seconds']:.1f} s"
+        + (f", with {run.seed_result['limited_keys']:,} more that have a rate limit"
+           if run.seed_result.get("limited_keys") else "")
+        + f"); cache-hit scenarios use {args.hot_keys:,} of "
         f"them. Load: {args.connections} HTTP/2 connections × {args.streams} concurrent streams; "
         f"{args.rounds} rounds of {args.duration:g} s measured (after {args.warmup:g} s of warm-up) "
         "per scenario and tool.",
@@ -804,9 +1045,10 @@ def write_report(run: Run, wall: float, previous: Optional[dict]) -> str:
         "every answer decoded and checked) and `h2load` (nghttp2: pre-encoded gRPC bodies, one "
         "key, answers not decoded; it spends far less CPU per request than a tonic client). "
         "CPU per request (utime+stime over the measured window ÷ requests) is given for keyward "
-        "and for what it waits on (the Postgres backends of the benchmark database and the "
-        "private Redis); *busy* is the share of one core that keyward and the load generator used "
-        "during the window: a side near 100% is the bottleneck.",
+        "and for what it waits on (the Postgres backends of the benchmark database, the "
+        "private Redis and, for span export, the OTLP sink); *busy* is the share of one core "
+        "that keyward and the load generator used during the window: a side near 100% is the "
+        "bottleneck.",
         "",
         noise_line(run_rows),
         "",
@@ -816,7 +1058,7 @@ def write_report(run: Run, wall: float, previous: Optional[dict]) -> str:
         "",
     ]
     header = ("| Scenario | Tool | req/s | × baseline (rounds' range) | p50 ms | p99 ms | p99.9 ms "
-              "| p99 × baseline | keyward CPU µs/req | CPU × baseline | Postgres + Redis CPU µs/req "
+              "| p99 × baseline | keyward CPU µs/req | CPU × baseline | Postgres + Redis (+ sink) CPU µs/req "
               "| busy: keyward, loadgen | Redis GETs per request |")
     sep = "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     if prev_rows:
@@ -855,6 +1097,9 @@ def write_report(run: Run, wall: float, previous: Optional[dict]) -> str:
         title = next(s.title for s in SCENARIOS if s.name == name)
         lines.append(f"- *{title}*: {why}.")
     lines.append("")
+    compared = comparisons(run.results)
+    if compared:
+        lines += comparison_lines(run, compared)
     if run.notes:
         lines += ["Notes:", ""] + [f"- {n}" for n in run.notes] + [""]
 
@@ -894,7 +1139,7 @@ def write_report(run: Run, wall: float, previous: Optional[dict]) -> str:
         lines += ["Not measured in this run (`--memory-keys 0`).", ""]
 
     lines += ["### Goals", "", "| Goal | Measured | Met |", "|---|---|---|"]
-    for text, measured, met in goal_verdicts(run_rows, m, args.keys):
+    for text, measured, met in goal_verdicts(run_rows, m, args.keys, compared):
         lines.append(f"| {text} | {measured} | {'–' if met is None else ('yes' if met else '**no**')} |")
     lines += [
         "",
@@ -956,6 +1201,48 @@ def write_report(run: Run, wall: float, previous: Optional[dict]) -> str:
         MARK_END,
     ]
     return "\n".join(lines)
+
+
+def comparison_lines(run: Run, compared: list[dict]) -> list[str]:
+    """The "With and without" table: each scenario against its reference,
+    round by round."""
+    lines = [
+        "### With and without", "",
+        "Each row divides a scenario by the one it differs from in a single feature, round by "
+        "round: each one's ratio to its baseline in that round, divided by the other's. Where "
+        "both are measured against the same baseline (the same block of rounds), the baseline "
+        "cancels and this is the plain ratio of the two measured in the same round. Medians "
+        "over the rounds, with the range of the per-round req/s ratios.",
+        "",
+        "| Comparison | Tool | req/s ratio (rounds' range) | p99 ratio | keyward CPU µs/req: "
+        "with, without (ratio) | Checks |",
+        "|---|---|--:|--:|--:|---|",
+    ]
+    for c in compared:
+        scenario = next(s for s in SCENARIOS if s.name == c["scenario"])
+        detail = ""
+        if c["redis_scripts"] is not None and scenario.keys == "limited":
+            detail = (f"Redis scripts per Verify: {c['redis_scripts']:.2f} with, "
+                      f"{c['ref_redis_scripts'] or 0:.2f} without")
+        spans = run.spans.get(scenario.process or scenario.server or "")
+        if spans and c["tool"] == "loadgen":
+            share = spans["spans"] / spans["calls"] if spans["calls"] else float("nan")
+            detail = (f"the sink received {spans['spans']:,} spans for {spans['calls']:,} Verify "
+                      f"calls ({share:.1%}) in {spans['exports']:,} exports")
+        spread = f" ({c['x_rps_range'][0]:.2f}–{c['x_rps_range'][1]:.2f})" if c["x_rps_range"] else ""
+        cpu = "–" if c["cpu"] is None or c["ref_cpu"] is None else (
+            f"{c['cpu']:.1f}, {c['ref_cpu']:.1f} ({f_x(c['x_cpu'])})")
+        lines.append(f"| {scenario.compare} | {c['tool']} | {f_x(c['x_rps'])}{spread} | "
+                     f"{f_x(c['x_p99'])} | {cpu} | {detail} |")
+    lines.append("")
+    for name, spans in run.spans.items():
+        if spans["calls"] and spans["spans"] < 0.99 * spans["calls"]:
+            lines += [
+                f"The OTLP sink received {spans['spans'] / spans['calls']:.1%} of the spans of the "
+                f"`{name}` process's Verify calls: keyward's exporter dropped the rest, so span "
+                "export cost it less than exporting every span would.", "",
+            ]
+    return lines
 
 
 def noise_line(run_rows: list[dict]) -> str:
@@ -1021,6 +1308,12 @@ def chart(run_rows: list[dict], path: Path) -> None:
             for i, name in enumerate(names):
                 scenario = next(s for s in SCENARIOS if s.name == name)
                 g = scenario.goal and getattr(scenario.goal, goal_key)
+                if g and scenario.goal.of_reference:
+                    # The goal in baseline units: a fraction of the
+                    # reference's ratio (loadgen).
+                    ref = next((r for r in run_rows if r["scenario"] == scenario.reference
+                                and r["tool"] == "loadgen"), None)
+                    g = g * ref[key] if ref and ref[key] is not None else None
                 if g:
                     ax.hlines(g, i - 0.45, i + 0.45, colors="crimson", linestyles="--", linewidth=1.5,
                               label="goal")
@@ -1090,6 +1383,10 @@ def main() -> int:
     if "baseline" not in wanted:
         wanted.add("baseline")
         log("the baseline is always measured: every figure is relative to it")
+    for s in SCENARIOS:
+        if s.name in wanted and s.reference and s.reference not in wanted:
+            wanted.add(s.reference)
+            log(f"{s.name} is compared with {s.reference}: measuring it too")
 
     profiled = set() if args.no_profile else set(args.profile.split(","))
     run = Run(args)
@@ -1097,7 +1394,7 @@ def main() -> int:
         if s.name in wanted and s.server is None:
             run.unavailable[s.name] = s.needs(run) if s.needs else "not written yet"
             log(f"{s.name}: {run.unavailable[s.name]}")
-    run.seed()
+    run.seed(args.hot_keys if any(s.keys == "limited" for s in SCENARIOS if s.name in wanted) else 0)
 
     configs = servers(args.redis_url)
     order = []
@@ -1105,25 +1402,23 @@ def main() -> int:
         if s.name in wanted and s.server and s.server not in order:
             order.append(s.server)
     for name in order:
-        server = Keyward(run, name, configs[name])
+        block = [s for s in SCENARIOS if s.name in wanted and s.server == name]
+        started: list[Keyward] = []
         try:
+            for process in [name] + sorted({s.process for s in block if s.process}):
+                started.append(run.start(process, configs[process]))
+            server, others = started[0], {k.name: k for k in started[1:]}
             if name == "cached":
                 # Idle RSS: keyward as deployed (Postgres, default L1), before
                 # any request.
                 run.memory["idle_rss_kib"] = server.idle_rss_kib
-            block = [s for s in SCENARIOS if s.name in wanted and s.server == name]
-            run.run_block(server, block)
+            run.run_block(server, block, others)
             for s in block:
                 if s.name in profiled:
-                    run.run_profile(server, s)
+                    run.run_profile(others[s.process] if s.process else server, s)
         finally:
-            server.stop()
-            trips = server.breaker_trips()
-            if trips:
-                run.notes.append(
-                    f"keyward ({name}) stopped calling a dependency {len(trips)} time(s) in spite of "
-                    f"the raised timeouts: {'; '.join(sorted(set(trips)))[:300]}"
-                )
+            for keyward in started:
+                run.stop(keyward)
     if args.memory_keys:
         run.run_memory()
 
@@ -1147,6 +1442,8 @@ def main() -> int:
         "results": run.results,
         "memory": run.memory,
         "profiles": run.profiles,
+        "comparisons": comparisons(run.results),
+        "spans": run.spans,
         "unavailable": run.unavailable,
         "notes": run.notes,
     }, indent=1, default=str) + "\n")
@@ -1161,7 +1458,13 @@ def main() -> int:
               f"{f_ms(r['p99']):>9}{f_x(r['x_p99']):>8}"
               f"{'–' if r['cpu'] is None else format(r['cpu'], '.1f'):>8}{f_x(r['x_cpu']):>8}   "
               + (f"{f_x(p['x_rps'])}, {f_x(p['x_p99'])}, {f_x(p['x_cpu'])}" if p else "–"))
-    for text, measured, met in goal_verdicts(rows(run.results), run.memory, args.keys):
+    compared = comparisons(run.results)
+    for c in compared:
+        print(f"{c['scenario']} ÷ {c['reference']} ({c['tool']}): req/s {f_x(c['x_rps'])}, "
+              f"p99 {f_x(c['x_p99'])}, keyward CPU {f_x(c['x_cpu'])}")
+    for name, spans in run.spans.items():
+        print(f"OTLP sink ({name}): {spans['spans']:,} spans for {spans['calls']:,} Verify calls")
+    for text, measured, met in goal_verdicts(rows(run.results), run.memory, args.keys, compared):
         print(f"{'MET ' if met else ('MISS' if met is False else '  – ')} {text}: {measured}")
     print(f"\nwrote {out}, {out.parent / 'benchmarks.png'}, {raw_path} in {wall / 60:.1f} min total")
     return 0

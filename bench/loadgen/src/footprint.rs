@@ -46,6 +46,8 @@ pub async fn run(args: FootprintArgs) -> anyhow::Result<()> {
             scopes: vec!["orders:*".into(), "users:read".into()].into_boxed_slice(),
             expires_at: None,
             revoked_at: None,
+            limits: None,
+            cidrs: Box::new([]),
         };
         pairs.push((
             Digest::from_bytes(bytes),

@@ -14,6 +14,18 @@ use std::{
 };
 
 use anyhow::Context;
+use envoy_types::{
+    ext_authz::v3::pb::{CheckRequest, HttpResponse},
+    pb::{
+        envoy::{
+            config::core::v3::{Address, SocketAddress, address, socket_address},
+            service::auth::v3::{
+                AttributeContext, attribute_context, authorization_client::AuthorizationClient,
+            },
+        },
+        google::protobuf::value::Kind,
+    },
+};
 use hdrhistogram::Histogram;
 use keyward::{
     key::format,
@@ -30,9 +42,14 @@ pub enum Rpc {
     Verify,
     /// `grpc.health.v1.Health/Check` (the baseline: what tonic itself costs).
     Health,
+    /// `envoy.service.auth.v3.Authorization/Check`, as Envoy's ext_authz
+    /// filter calls it: the key in an `x-api-key` header, the required
+    /// scopes in the route's `keyward_scopes` context extension.
+    Check,
 }
 
-/// What a correct Verify answer is; anything else counts as `wrong`.
+/// What a correct Verify or Check answer is; anything else counts as
+/// `wrong`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Expect {
     Allowed,
@@ -67,7 +84,7 @@ pub struct KeySet {
     /// (a flood of unknown keys) instead of keys from the file.
     #[arg(long)]
     unknown: bool,
-    /// Required scopes of every Verify request.
+    /// Required scopes of every Verify or Check request.
     #[arg(long = "scope", default_value = "orders:read")]
     scopes: Vec<String>,
 }
@@ -134,10 +151,12 @@ struct Keys {
 impl Keys {
     fn load(set: &KeySet, rpc: Rpc) -> anyhow::Result<Self> {
         let list = match (&set.keys_file, rpc, set.unknown) {
-            (Some(file), Rpc::Verify, false) => {
+            (Some(file), Rpc::Verify | Rpc::Check, false) => {
                 read_keys(file, set.key_offset, set.key_count.unwrap_or(usize::MAX))?
             }
-            (None, Rpc::Verify, false) => anyhow::bail!("Verify needs --keys-file or --unknown"),
+            (None, Rpc::Verify | Rpc::Check, false) => {
+                anyhow::bail!("Verify and Check need --keys-file or --unknown")
+            }
             _ => Vec::new(),
         };
         Ok(Self {
@@ -147,23 +166,70 @@ impl Keys {
         })
     }
 
-    fn request(&self, index: usize) -> VerifyRequest {
-        let key = if self.unknown {
+    fn key(&self, index: usize) -> String {
+        if self.unknown {
             format::generate("bench").into_exposed()
         } else {
             self.list[index % self.list.len()].clone()
-        };
+        }
+    }
+
+    fn request(&self, index: usize) -> VerifyRequest {
         VerifyRequest {
-            key,
+            key: self.key(index),
             required_scopes: self.scopes.clone(),
             client_ip: String::new(),
         }
     }
 }
 
+/// A Check request shaped as Envoy's ext_authz filter sends it for
+/// `GET /orders/1` with `allowed_headers` x-api-key and authorization (see
+/// bench/ext_authz/run): the downstream peer, the request's pseudo-headers
+/// and the key header, and the route's required scopes as the
+/// `keyward_scopes` context extension.
+pub fn check_request(key: String, scopes: &[String]) -> CheckRequest {
+    let headers = HashMap::from([
+        (":authority".to_owned(), "api.example".to_owned()),
+        (":method".to_owned(), "GET".to_owned()),
+        (":path".to_owned(), "/orders/1".to_owned()),
+        (":scheme".to_owned(), "http".to_owned()),
+        ("x-api-key".to_owned(), key),
+    ]);
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(attribute_context::Peer {
+                address: Some(Address {
+                    address: Some(address::Address::SocketAddress(SocketAddress {
+                        address: "127.0.0.1".to_owned(),
+                        port_specifier: Some(socket_address::PortSpecifier::PortValue(40_000)),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            }),
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    method: "GET".to_owned(),
+                    path: "/orders/1".to_owned(),
+                    host: "api.example".to_owned(),
+                    scheme: "http".to_owned(),
+                    protocol: "HTTP/1.1".to_owned(),
+                    headers,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            context_extensions: HashMap::from([("keyward_scopes".to_owned(), scopes.join(","))]),
+            ..Default::default()
+        }),
+    }
+}
+
 enum Caller {
     Verify(KeyServiceClient<Channel>, Expect),
     Health(HealthClient<Channel>),
+    Check(AuthorizationClient<Channel>, Expect),
 }
 
 /// What one call came to.
@@ -178,6 +244,7 @@ impl Caller {
         match rpc {
             Rpc::Verify => Caller::Verify(KeyServiceClient::new(channel), expect),
             Rpc::Health => Caller::Health(HealthClient::new(channel)),
+            Rpc::Check => Caller::Check(AuthorizationClient::new(channel), expect),
         }
     }
 
@@ -203,6 +270,51 @@ impl Caller {
                 Ok(_) => Answer::Wrong,
                 Err(_) => Answer::Error,
             },
+            Caller::Check(client, expect) => {
+                let request = check_request(keys.key(index), &keys.scopes);
+                match client.check(request).await {
+                    Ok(response) => {
+                        if check_answer_is(&response.into_inner(), *expect) {
+                            Answer::Expected
+                        } else {
+                            Answer::Wrong
+                        }
+                    }
+                    Err(_) => Answer::Error,
+                }
+            }
+        }
+    }
+}
+
+/// Whether a Check answer is the expected one: allowed is status OK with an
+/// OK response; unknown is PERMISSION_DENIED with a denied response and
+/// `reason: unknown` in the dynamic metadata.
+fn check_answer_is(
+    response: &envoy_types::ext_authz::v3::pb::CheckResponse,
+    expect: Expect,
+) -> bool {
+    let code = response.status.as_ref().map_or(-1, |s| s.code);
+    let reason = response
+        .dynamic_metadata
+        .as_ref()
+        .and_then(|m| m.fields.get("reason"))
+        .and_then(|v| match &v.kind {
+            Some(Kind::StringValue(s)) => Some(s.as_str()),
+            _ => None,
+        });
+    match expect {
+        Expect::Allowed => {
+            code == tonic::Code::Ok as i32
+                && matches!(response.http_response, Some(HttpResponse::OkResponse(_)))
+        }
+        Expect::Unknown => {
+            code == tonic::Code::PermissionDenied as i32
+                && matches!(
+                    response.http_response,
+                    Some(HttpResponse::DeniedResponse(_))
+                )
+                && reason == Some("unknown")
         }
     }
 }

@@ -4,17 +4,21 @@
 //!   Postgres `keys` table with COPY, writing the plaintext keys to a file.
 //! - `prime`: verifies every key of a range exactly once (fills the caches,
 //!   or the L1 for the memory measurement).
-//! - `load`: N connections × M concurrent streams of Verify or Health/Check
-//!   for a fixed duration after a warm-up; latency in an HDR histogram; the
-//!   server's CPU time read from /proc around the measured window; JSON out.
+//! - `load`: N connections × M concurrent streams of Verify, ext_authz Check
+//!   or Health/Check for a fixed duration after a warm-up; latency in an HDR
+//!   histogram; the server's CPU time read from /proc around the measured
+//!   window; JSON out.
 //! - `encode`: a pre-encoded gRPC request body (5-byte frame prefix +
 //!   protobuf) for h2load.
 //! - `l1-footprint`: bytes per key of keyward's L1 alone, record and cache
 //!   structure apart.
+//! - `sink`: an OTLP/gRPC trace collector that counts the spans it receives
+//!   and discards them (for the span-export scenario).
 
 mod footprint;
 mod load;
 mod seed;
+mod sink;
 
 use std::path::PathBuf;
 
@@ -34,18 +38,19 @@ enum Command {
     Load(load::LoadArgs),
     Encode(EncodeArgs),
     L1Footprint(footprint::FootprintArgs),
+    Sink(sink::SinkArgs),
 }
 
 /// Writes one gRPC request body, framed, for h2load's `-d`.
 #[derive(clap::Args)]
 struct EncodeArgs {
-    /// `verify` or `health`.
+    /// `verify`, `check` or `health`.
     #[arg(long)]
     rpc: load::Rpc,
-    /// For verify: the key is the first line of this file.
+    /// For verify and check: the key is the first line of this file.
     #[arg(long)]
     keys_file: Option<PathBuf>,
-    /// Required scopes of the Verify request.
+    /// Required scopes of the Verify or Check request.
     #[arg(long = "scope", default_value = "orders:read")]
     scopes: Vec<String>,
     #[arg(long)]
@@ -56,17 +61,21 @@ fn encode(args: EncodeArgs) -> anyhow::Result<()> {
     use prost::Message;
     let message = match args.rpc {
         load::Rpc::Health => tonic_health::pb::HealthCheckRequest::default().encode_to_vec(),
-        load::Rpc::Verify => {
+        load::Rpc::Verify | load::Rpc::Check => {
             let file = args
                 .keys_file
-                .ok_or_else(|| anyhow::anyhow!("--keys-file is needed for verify"))?;
-            let keys = load::read_keys(&file, 0, 1)?;
-            keyward::proto::v1::VerifyRequest {
-                key: keys[0].clone(),
-                required_scopes: args.scopes,
-                client_ip: String::new(),
+                .ok_or_else(|| anyhow::anyhow!("--keys-file is needed for verify and check"))?;
+            let key = load::read_keys(&file, 0, 1)?.remove(0);
+            if matches!(args.rpc, load::Rpc::Check) {
+                load::check_request(key, &args.scopes).encode_to_vec()
+            } else {
+                keyward::proto::v1::VerifyRequest {
+                    key,
+                    required_scopes: args.scopes,
+                    client_ip: String::new(),
+                }
+                .encode_to_vec()
             }
-            .encode_to_vec()
         }
     };
     // gRPC framing: compressed flag (0), big-endian length, message.
@@ -90,5 +99,6 @@ fn main() -> anyhow::Result<()> {
         Command::Load(args) => runtime.block_on(load::run(args)),
         Command::Encode(args) => encode(args),
         Command::L1Footprint(args) => runtime.block_on(footprint::run(args)),
+        Command::Sink(args) => runtime.block_on(sink::run(args)),
     }
 }
