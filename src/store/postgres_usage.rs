@@ -4,8 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 
 use super::{
-    KeyTotals, RolledUp, StoreError, UsageBucket, UsageCount, UsageOwner, UsageQuery,
-    usage::ALLOWED,
+    KeyTotals, RolledUp, StoreError, UsageBucket, UsageCount, UsageQuery, sql, usage::ALLOWED,
 };
 use crate::key::KeyId;
 
@@ -55,31 +54,6 @@ pub(super) async fn record(pool: &PgPool, counts: &[UsageCount]) -> Result<(), S
     Ok(())
 }
 
-/// `SELECT t, key_id, outcome, calls` over both tables within the range.
-fn push_rows(qb: &mut QueryBuilder<Postgres>, query: &UsageQuery) {
-    qb.push("(");
-    for (i, (table, column)) in [("usage_minute", "minute"), ("usage_hour", "hour")]
-        .into_iter()
-        .enumerate()
-    {
-        if i > 0 {
-            qb.push(" UNION ALL ");
-        }
-        qb.push(format!(
-            "SELECT {column} AS t, key_id, outcome, calls FROM {table} WHERE "
-        ));
-        match &query.owner {
-            UsageOwner::Key(id) => qb.push("key_id = ").push_bind(id.as_str()),
-            UsageOwner::Project(project) => qb.push("project = ").push_bind(project.as_str()),
-        };
-        qb.push(format!(" AND {column} >= "))
-            .push_bind(query.since)
-            .push(format!(" AND {column} < "))
-            .push_bind(query.until);
-    }
-    qb.push(") u");
-}
-
 pub(super) async fn series(
     pool: &PgPool,
     query: &UsageQuery,
@@ -91,7 +65,7 @@ pub(super) async fn series(
         .push(") * ")
         .push_bind(bucket_seconds)
         .push(")::float8) AS bucket, outcome, sum(calls)::int8 AS calls FROM ");
-    push_rows(&mut qb, query);
+    sql::push_usage_rows(&mut qb, query, |t| t);
     qb.push(" GROUP BY 1, 2 ORDER BY 1, 2");
     let rows = qb.build().fetch_all(pool).await?;
     rows.iter()
@@ -117,7 +91,7 @@ pub(super) async fn busiest(
         .push("), 0)::int8 AS allowed, COALESCE(sum(u.calls) FILTER (WHERE u.outcome <> ")
         .push_bind(ALLOWED)
         .push("), 0)::int8 AS denied FROM ");
-    push_rows(&mut qb, query);
+    sql::push_usage_rows(&mut qb, query, |t| t);
     qb.push(" LEFT JOIN keys k ON k.id = u.key_id GROUP BY u.key_id ORDER BY sum(u.calls) DESC, u.key_id LIMIT ")
         .push_bind(i64::from(limit));
     let rows = qb.build().fetch_all(pool).await?;

@@ -3,7 +3,7 @@
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use super::{AuditQuery, KeyStatus, ListQuery};
+use super::{AuditQuery, KeyStatus, ListQuery, UsageOwner, UsageQuery};
 
 /// Appends ` AND …` conditions for `query`, evaluating status at `now`.
 pub(super) fn push_list_filters<'a, DB, T>(qb: &mut QueryBuilder<DB>, query: &'a ListQuery, now: T)
@@ -82,4 +82,38 @@ pub(super) fn push_audit_filters<'a, DB, T>(
     }
     qb.push(" ORDER BY id DESC LIMIT ")
         .push_bind(i64::from(query.limit));
+}
+
+/// `(SELECT t, key_id, outcome, calls …) u`: the minute and hour usage rows
+/// of the query's owner within its range, as one derived table.
+pub(super) fn push_usage_rows<'a, DB, T>(
+    qb: &mut QueryBuilder<DB>,
+    query: &'a UsageQuery,
+    time: impl Fn(chrono::DateTime<chrono::Utc>) -> T,
+) where
+    DB: Database,
+    T: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+{
+    qb.push("(");
+    for (i, (table, column)) in [("usage_minute", "minute"), ("usage_hour", "hour")]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            qb.push(" UNION ALL ");
+        }
+        qb.push(format!(
+            "SELECT {column} AS t, key_id, outcome, calls FROM {table} WHERE "
+        ));
+        match &query.owner {
+            UsageOwner::Key(id) => qb.push("key_id = ").push_bind(id.as_str()),
+            UsageOwner::Project(project) => qb.push("project = ").push_bind(project.as_str()),
+        };
+        qb.push(format!(" AND {column} >= "))
+            .push_bind(time(query.since))
+            .push(format!(" AND {column} < "))
+            .push_bind(time(query.until));
+    }
+    qb.push(") u");
 }

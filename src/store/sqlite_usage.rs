@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
-    KeyTotals, RolledUp, StoreError, UsageBucket, UsageCount, UsageOwner, UsageQuery,
+    KeyTotals, RolledUp, StoreError, UsageBucket, UsageCount, UsageQuery, sql,
     sqlite::{micros, time},
     usage::ALLOWED,
 };
@@ -51,31 +51,6 @@ pub(super) async fn record(pool: &SqlitePool, counts: &[UsageCount]) -> Result<(
     Ok(())
 }
 
-/// `SELECT t, key_id, outcome, calls` over both tables within the range.
-fn push_rows(qb: &mut QueryBuilder<Sqlite>, query: &UsageQuery) {
-    qb.push("(");
-    for (i, (table, column)) in [("usage_minute", "minute"), ("usage_hour", "hour")]
-        .into_iter()
-        .enumerate()
-    {
-        if i > 0 {
-            qb.push(" UNION ALL ");
-        }
-        qb.push(format!(
-            "SELECT {column} AS t, key_id, outcome, calls FROM {table} WHERE "
-        ));
-        match &query.owner {
-            UsageOwner::Key(id) => qb.push("key_id = ").push_bind(id.as_str()),
-            UsageOwner::Project(project) => qb.push("project = ").push_bind(project.as_str()),
-        };
-        qb.push(format!(" AND {column} >= "))
-            .push_bind(micros(query.since))
-            .push(format!(" AND {column} < "))
-            .push_bind(micros(query.until));
-    }
-    qb.push(") u");
-}
-
 pub(super) async fn series(
     pool: &SqlitePool,
     query: &UsageQuery,
@@ -87,7 +62,7 @@ pub(super) async fn series(
         .push(") * ")
         .push_bind(step)
         .push(" AS bucket, outcome, sum(calls) AS calls FROM ");
-    push_rows(&mut qb, query);
+    sql::push_usage_rows(&mut qb, query, micros);
     qb.push(" GROUP BY 1, 2 ORDER BY 1, 2");
     let rows = qb.build().fetch_all(pool).await?;
     rows.iter()
@@ -114,7 +89,7 @@ pub(super) async fn busiest(
         .push(" THEN u.calls END), 0) AS allowed, coalesce(sum(CASE WHEN u.outcome <> ")
         .push_bind(ALLOWED)
         .push(" THEN u.calls END), 0) AS denied FROM ");
-    push_rows(&mut qb, query);
+    sql::push_usage_rows(&mut qb, query, micros);
     qb.push(
         " LEFT JOIN keys k ON k.id = u.key_id GROUP BY u.key_id \
          ORDER BY sum(u.calls) DESC, u.key_id LIMIT ",
