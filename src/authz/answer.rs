@@ -261,19 +261,6 @@ mod tests {
     use super::*;
     use crate::key::KeyId;
 
-    const ALL: [Reason; 10] = [
-        Reason::Ok,
-        Reason::Missing,
-        Reason::Malformed,
-        Reason::Unknown,
-        Reason::Revoked,
-        Reason::Expired,
-        Reason::InsufficientScope,
-        Reason::RateLimited,
-        Reason::QuotaExceeded,
-        Reason::SourceNotAllowed,
-    ];
-
     fn record() -> Arc<KeyRecord> {
         Arc::new(KeyRecord {
             id: KeyId::generate(),
@@ -288,7 +275,7 @@ mod tests {
 
     #[test]
     fn every_reason_has_its_status() {
-        let statuses: Vec<_> = ALL
+        let statuses: Vec<_> = Reason::ALL
             .iter()
             .map(|r| Refusal::for_reason(*r).map(Refusal::status))
             .collect();

@@ -111,24 +111,11 @@ impl Rpc {
     }
 }
 
-const REASONS: [Reason; 10] = [
-    Reason::Ok,
-    Reason::Missing,
-    Reason::Malformed,
-    Reason::Unknown,
-    Reason::Revoked,
-    Reason::Expired,
-    Reason::InsufficientScope,
-    Reason::RateLimited,
-    Reason::QuotaExceeded,
-    Reason::SourceNotAllowed,
-];
-
 /// Handles resolved once, so recording a decision is a few atomic adds
 /// rather than a registry lookup per label set.
 struct DecisionMetrics {
     /// [rpc][reason]; the extra last slot counts "could not decide".
-    decisions: [[Counter; REASONS.len() + 1]; 2],
+    decisions: [[Counter; Reason::ALL.len() + 1]; 2],
     duration: [Histogram; 2],
     /// l1, redis, store, none.
     tiers: [Counter; 4],
@@ -138,7 +125,7 @@ fn decision_metrics() -> &'static DecisionMetrics {
     static METRICS: OnceLock<DecisionMetrics> = OnceLock::new();
     METRICS.get_or_init(|| {
         let per_rpc = |rpc: Rpc| {
-            let mut counters: Vec<Counter> = REASONS
+            let mut counters: Vec<Counter> = Reason::ALL
                 .iter()
                 .map(|r| {
                     let decision = if r.allowed() { "allow" } else { "deny" };
@@ -161,9 +148,8 @@ fn decision_metrics() -> &'static DecisionMetrics {
 pub fn decision(rpc: Rpc, reason: Option<Reason>, tier: Option<Tier>, elapsed: Duration) {
     let m = decision_metrics();
     let rpc = rpc as usize;
-    let slot = reason.map_or(REASONS.len(), |r| {
-        REASONS.iter().position(|x| *x == r).unwrap_or(0)
-    });
+    // `Reason::ALL` is indexed by the discriminant.
+    let slot = reason.map_or(Reason::ALL.len(), |r| r as usize);
     m.decisions[rpc][slot].increment(1);
     m.duration[rpc].record(elapsed.as_secs_f64());
     let tier = match tier {
