@@ -123,6 +123,29 @@ async fn insert_get_and_find(db: TestDb) {
             .is_none()
     );
     assert!(store.get(&KeyId::generate()).await.unwrap().is_none());
+
+    // Many digests at once: only the known ones come back, each with its
+    // digest and the same record as the single read.
+    let other = new_key("acme", "other");
+    insert(&store, &other).await;
+    let unknown = Digest::from_bytes([0; 32]);
+    let mut found = store
+        .find_by_digests(&[unknown, key.digest, other.digest, key.digest])
+        .await
+        .unwrap();
+    found.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+    found.dedup_by(|a, b| a.0 == b.0);
+    let ids: Vec<_> = found.iter().map(|(d, r)| (*d, r.id.clone())).collect();
+    assert_eq!(
+        ids,
+        [
+            (key.digest, key.id.clone()),
+            (other.digest, other.id.clone())
+        ]
+    );
+    assert_eq!(found[0].1, record);
+    assert!(store.find_by_digests(&[]).await.unwrap().is_empty());
+
     assert_eq!(audit_count(&store, &key.id).await, 1);
     // Migrating an up-to-date schema is harmless.
     store.migrate().await.unwrap();

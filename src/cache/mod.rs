@@ -24,7 +24,7 @@ use std::{
 use crate::{
     key::Digest,
     record::KeyRecord,
-    store::{KeyStore, StoreError},
+    store::{BatchedReads, KeyStore, StoreError},
 };
 
 use self::{breaker::Breaker, bus::Invalidation};
@@ -68,6 +68,8 @@ pub struct KeyLookup {
     l1: Option<LocalCache>,
     l2: Option<Arc<RedisCache>>,
     store: Arc<dyn KeyStore>,
+    /// Hot-path store reads, gathered while one is running.
+    reads: BatchedReads,
     store_breaker: Arc<Breaker>,
     bus: Arc<dyn Publisher>,
     l1_ttl: i64,
@@ -117,6 +119,7 @@ impl KeyLookup {
         Self {
             l1: (l1.capacity > 0).then(|| LocalCache::new(l1)),
             l2,
+            reads: BatchedReads::new(store.clone()),
             store,
             store_breaker: Breaker::new("store"),
             bus,
@@ -218,7 +221,7 @@ impl KeyLookup {
             }
         }
         let failure = if self.store_breaker.is_closed() {
-            match self.store.find_by_digest(digest).await {
+            match self.reads.find(digest).await {
                 Ok(record) => {
                     let entry = Entry {
                         record: record.map(Arc::new),

@@ -5,6 +5,7 @@
 //! suite (`tests/store_behaviour.rs`). Every admin write commits together with
 //! its audit event, or not at all.
 
+mod batch;
 mod connect;
 mod model;
 pub mod postgres;
@@ -24,6 +25,7 @@ use crate::{
     record::KeyRecord,
 };
 
+pub use batch::BatchedReads;
 pub use connect::{StoreOptions, connect};
 pub use model::{
     AuditAction, AuditEvent, AuditQuery, KeyChanges, KeyStatus, ListQuery, NewKey, StoredAudit,
@@ -32,7 +34,7 @@ pub use model::{
 pub use timeout::TimeoutStore;
 pub use usage::{KeyTotals, RolledUp, UsageBucket, UsageCount, UsageOwner, UsageQuery};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("no key with id {0}")]
     NotFound(KeyId),
@@ -114,6 +116,22 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// The hot-path read: the record for a digest, if any.
     async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// The records of those `digests` that exist, with their digests; for
+    /// [`BatchedReads`], which gathers concurrent hot-path reads. An engine
+    /// that can read many digests in one round trip overrides this.
+    async fn find_by_digests(
+        &self,
+        digests: &[Digest],
+    ) -> Result<Vec<(Digest, KeyRecord)>, StoreError> {
+        let mut found = Vec::new();
+        for digest in digests {
+            if let Some(record) = self.find_by_digest(digest).await? {
+                found.push((*digest, record));
+            }
+        }
+        Ok(found)
+    }
 
     async fn get(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError>;
 

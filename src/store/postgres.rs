@@ -35,6 +35,13 @@ macro_rules! key_columns {
     };
 }
 
+/// The columns a decision needs (`KeyRecord`).
+macro_rules! record_columns {
+    () => {
+        "id, project, scopes, expires_at, revoked_at, rate_limit, quota, allowed_cidrs"
+    };
+}
+
 pub struct PgStore {
     pool: PgPool,
 }
@@ -187,27 +194,39 @@ impl KeyStore for PgStore {
     }
 
     async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, project, scopes, expires_at, revoked_at, rate_limit, quota, allowed_cidrs \
-             FROM keys WHERE digest = $1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM keys WHERE digest = $1"
+        ))
         .bind(digest.as_bytes().as_slice())
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let scopes: Vec<String> = row.try_get("scopes")?;
-        Ok(Some(KeyRecord {
-            id: KeyId::from_trusted(row.try_get("id")?),
-            project: row.try_get::<String, _>("project")?.into(),
-            scopes: scopes.into_iter().map(String::into_boxed_str).collect(),
-            expires_at: row.try_get("expires_at")?,
-            revoked_at: row.try_get("revoked_at")?,
-            limits: Limits::new(
-                json_opt(row.try_get("rate_limit")?),
-                json_opt(row.try_get("quota")?),
-            ),
-            cidrs: parse_cidrs(row.try_get("allowed_cidrs")?)?.into_boxed_slice(),
-        }))
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    /// One round trip for the whole batch: `= ANY` over the digests' index.
+    async fn find_by_digests(
+        &self,
+        digests: &[Digest],
+    ) -> Result<Vec<(Digest, KeyRecord)>, StoreError> {
+        let wanted: Vec<&[u8]> = digests.iter().map(|d| d.as_bytes().as_slice()).collect();
+        let rows = sqlx::query(concat!(
+            "SELECT digest, ",
+            record_columns!(),
+            " FROM keys WHERE digest = ANY($1)"
+        ))
+        .bind(&wanted)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let digest: Vec<u8> = row.try_get("digest")?;
+                let digest = Digest::from_slice(&digest)
+                    .ok_or_else(|| StoreError::Other("stored digest is not 32 bytes".to_owned()))?;
+                Ok((digest, record_from_row(row)?))
+            })
+            .collect()
     }
 
     async fn get(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
@@ -324,6 +343,22 @@ impl KeyStore for PgStore {
             idle: self.pool.num_idle() as u32,
         })
     }
+}
+
+fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
+    let scopes: Vec<String> = row.try_get("scopes")?;
+    Ok(KeyRecord {
+        id: KeyId::from_trusted(row.try_get("id")?),
+        project: row.try_get::<String, _>("project")?.into(),
+        scopes: scopes.into_iter().map(String::into_boxed_str).collect(),
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        limits: Limits::new(
+            json_opt(row.try_get("rate_limit")?),
+            json_opt(row.try_get("quota")?),
+        ),
+        cidrs: parse_cidrs(row.try_get("allowed_cidrs")?)?.into_boxed_slice(),
+    })
 }
 
 fn key_from_row(row: &PgRow) -> Result<StoredKey, StoreError> {

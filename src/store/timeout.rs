@@ -59,6 +59,13 @@ impl KeyStore for TimeoutStore {
         bounded(self.lookup, self.inner.find_by_digest(digest)).await
     }
 
+    async fn find_by_digests(
+        &self,
+        digests: &[Digest],
+    ) -> Result<Vec<(Digest, KeyRecord)>, StoreError> {
+        bounded(self.lookup, self.inner.find_by_digests(digests)).await
+    }
+
     async fn get(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
         bounded(self.other, self.inner.get(id)).await
     }
