@@ -132,7 +132,7 @@ SCENARIOS = [
         "unknown_flood", "Verify, flood of unknown keys", "flood", keys="unknown",
         expect="unknown",
         describe="a fresh well-formed key that no one issued with every request: "
-        "each is a miss of L1, one Postgres read, and a negative L1 entry",
+        "each is a miss of L1, one Postgres lookup (batched with the other misses in flight), and a negative L1 entry",
     ),
     Scenario(
         "l2_hit", "Verify, L2 (Redis) hit, L1 off", "l2", prime=True,
@@ -142,7 +142,7 @@ SCENARIOS = [
     Scenario(
         "store", "Verify, store path, caches off", "store", keys="all",
         goal=Goal(0.25, note="goal set for 1,000,000 keys in Postgres"),
-        describe="`--l1-capacity 0`, no Redis: every Verify reads Postgres, random keys among all seeded",
+        describe="`--l1-capacity 0`, no Redis: every Verify looks its key up in Postgres (concurrent lookups batched into one query), random keys among all seeded",
     ),
     Scenario(
         "rate_limit_off", "Verify, L1 hit, Redis on, no limit", "limited", prime=True,
