@@ -4,16 +4,10 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use super::*;
-use crate::{
-    key::KeyId,
-    store::{
-        AuditEvent, AuditQuery, KeyChanges, KeyTotals, ListQuery, NewKey, RolledUp, Rotated,
-        StoredAudit, StoredKey, UsageBucket, UsageCount, UsageQuery,
-    },
-};
+use crate::store::fake::{Reads, ReadsOnly, record};
 
 /// Knows one digest; `down` makes every read fail as unavailable.
 struct Switchable {
@@ -22,96 +16,26 @@ struct Switchable {
     reads: AtomicUsize,
 }
 
-fn unused<T>() -> Result<T, StoreError> {
-    Err(StoreError::Other("not used by the lookup".into()))
-}
-
 #[async_trait]
-impl KeyStore for Switchable {
-    async fn migrate(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
+impl Reads for Switchable {
+    async fn read(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("switched off".into()));
         }
-        Ok((*digest == self.known).then(|| KeyRecord {
-            id: KeyId::generate(),
-            project: "p".into(),
-            scopes: Box::new([]),
-            expires_at: None,
-            revoked_at: None,
-            limits: None,
-            cidrs: Box::new([]),
-        }))
-    }
-    async fn get(&self, _: &KeyId) -> Result<Option<StoredKey>, StoreError> {
-        unused()
-    }
-    async fn list(&self, _: &ListQuery) -> Result<Vec<StoredKey>, StoreError> {
-        unused()
-    }
-    async fn insert(&self, _: &NewKey, _: &AuditEvent) -> Result<StoredKey, StoreError> {
-        unused()
-    }
-    async fn revoke(
-        &self,
-        _: &KeyId,
-        _: DateTime<Utc>,
-        _: &str,
-        _: &AuditEvent,
-    ) -> Result<StoredKey, StoreError> {
-        unused()
-    }
-    async fn rotate(
-        &self,
-        _: &KeyId,
-        _: &NewKey,
-        _: DateTime<Utc>,
-        _: &AuditEvent,
-    ) -> Result<Rotated, StoreError> {
-        unused()
-    }
-    async fn update(
-        &self,
-        _: &KeyId,
-        _: &KeyChanges,
-        _: DateTime<Utc>,
-        _: &AuditEvent,
-    ) -> Result<StoredKey, StoreError> {
-        unused()
-    }
-    async fn list_audit(&self, _: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
-        unused()
-    }
-    async fn record_usage(&self, _: &[UsageCount]) -> Result<(), StoreError> {
-        unused()
-    }
-    async fn usage_series(&self, _: &UsageQuery, _: i64) -> Result<Vec<UsageBucket>, StoreError> {
-        unused()
-    }
-    async fn busiest_keys(&self, _: &UsageQuery, _: u32) -> Result<Vec<KeyTotals>, StoreError> {
-        unused()
-    }
-    async fn roll_up_usage(
-        &self,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-    ) -> Result<RolledUp, StoreError> {
-        unused()
+        Ok((*digest == self.known).then(record))
     }
 }
 
 const SECOND: i64 = 1_000_000;
 
-fn setup() -> (Arc<Switchable>, KeyLookup, Digest) {
+fn setup() -> (Arc<ReadsOnly<Switchable>>, KeyLookup, Digest) {
     let known = Digest::from_bytes([7; 32]);
-    let store = Arc::new(Switchable {
+    let store = Arc::new(ReadsOnly(Switchable {
         known,
         down: AtomicBool::new(false),
         reads: AtomicUsize::new(0),
-    });
+    }));
     let options = LocalOptions {
         capacity: 100,
         ttl: Duration::from_secs(1),

@@ -111,21 +111,14 @@ async fn run(store: Arc<dyn KeyStore>, pending: Arc<Mutex<Pending>>) {
 #[cfg(test)]
 mod tests {
     use std::{
-        sync::atomic::{AtomicUsize, Ordering},
+        sync::atomic::{AtomicBool, AtomicUsize, Ordering},
         time::Duration,
     };
 
     use async_trait::async_trait;
-    use chrono::{DateTime, Utc};
 
     use super::*;
-    use crate::{
-        key::KeyId,
-        store::{
-            AuditEvent, AuditQuery, KeyChanges, KeyTotals, ListQuery, NewKey, RolledUp, Rotated,
-            StoredAudit, StoredKey, UsageBucket, UsageCount, UsageQuery,
-        },
-    };
+    use crate::store::fake::{Reads, ReadsOnly, record};
 
     /// Knows digests whose first byte is even; each read takes 20 ms and
     /// is counted, as are the digests it asked for.
@@ -133,34 +126,16 @@ mod tests {
     struct Slow {
         reads: AtomicUsize,
         digests: AtomicUsize,
-        fail: std::sync::atomic::AtomicBool,
-    }
-
-    fn record() -> KeyRecord {
-        KeyRecord {
-            id: KeyId::generate(),
-            project: "p".into(),
-            scopes: Box::new([]),
-            expires_at: None,
-            revoked_at: None,
-            limits: None,
-            cidrs: Box::new([]),
-        }
-    }
-
-    fn unused<T>() -> Result<T, StoreError> {
-        Err(StoreError::Other("not used".into()))
+        fail: AtomicBool,
     }
 
     #[async_trait]
-    impl KeyStore for Slow {
-        async fn migrate(&self) -> Result<(), StoreError> {
-            Ok(())
+    impl Reads for Slow {
+        async fn read(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
+            Ok(self.read_many(&[*digest]).await?.pop().map(|(_, r)| r))
         }
-        async fn find_by_digest(&self, d: &Digest) -> Result<Option<KeyRecord>, StoreError> {
-            Ok(self.find_by_digests(&[*d]).await?.pop().map(|(_, r)| r))
-        }
-        async fn find_by_digests(
+
+        async fn read_many(
             &self,
             digests: &[Digest],
         ) -> Result<Vec<(Digest, KeyRecord)>, StoreError> {
@@ -175,65 +150,6 @@ mod tests {
                 .filter(|d| d.as_bytes()[0] % 2 == 0)
                 .map(|d| (*d, record()))
                 .collect())
-        }
-        async fn get(&self, _: &KeyId) -> Result<Option<StoredKey>, StoreError> {
-            unused()
-        }
-        async fn list(&self, _: &ListQuery) -> Result<Vec<StoredKey>, StoreError> {
-            unused()
-        }
-        async fn insert(&self, _: &NewKey, _: &AuditEvent) -> Result<StoredKey, StoreError> {
-            unused()
-        }
-        async fn revoke(
-            &self,
-            _: &KeyId,
-            _: DateTime<Utc>,
-            _: &str,
-            _: &AuditEvent,
-        ) -> Result<StoredKey, StoreError> {
-            unused()
-        }
-        async fn rotate(
-            &self,
-            _: &KeyId,
-            _: &NewKey,
-            _: DateTime<Utc>,
-            _: &AuditEvent,
-        ) -> Result<Rotated, StoreError> {
-            unused()
-        }
-        async fn update(
-            &self,
-            _: &KeyId,
-            _: &KeyChanges,
-            _: DateTime<Utc>,
-            _: &AuditEvent,
-        ) -> Result<StoredKey, StoreError> {
-            unused()
-        }
-        async fn list_audit(&self, _: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
-            unused()
-        }
-        async fn record_usage(&self, _: &[UsageCount]) -> Result<(), StoreError> {
-            unused()
-        }
-        async fn usage_series(
-            &self,
-            _: &UsageQuery,
-            _: i64,
-        ) -> Result<Vec<UsageBucket>, StoreError> {
-            unused()
-        }
-        async fn busiest_keys(&self, _: &UsageQuery, _: u32) -> Result<Vec<KeyTotals>, StoreError> {
-            unused()
-        }
-        async fn roll_up_usage(
-            &self,
-            _: DateTime<Utc>,
-            _: DateTime<Utc>,
-        ) -> Result<RolledUp, StoreError> {
-            unused()
         }
     }
 
@@ -256,7 +172,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_reads_share_round_trips_and_get_their_own_answers() {
-        let store = Arc::new(Slow::default());
+        let store = Arc::new(ReadsOnly(Slow::default()));
         let reads = Arc::new(BatchedReads::new(store.clone()));
         let results = find_all(&reads, 100).await;
         for (i, result) in results.iter().enumerate() {
@@ -278,7 +194,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_batch_fails_each_of_its_reads() {
-        let store = Arc::new(Slow::default());
+        let store = Arc::new(ReadsOnly(Slow::default()));
         store.fail.store(true, Ordering::SeqCst);
         let reads = Arc::new(BatchedReads::new(store.clone()));
         let results = find_all(&reads, 20).await;

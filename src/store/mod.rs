@@ -7,6 +7,8 @@
 
 mod batch;
 mod connect;
+#[cfg(test)]
+pub(crate) mod fake;
 mod model;
 pub mod postgres;
 mod postgres_usage;
