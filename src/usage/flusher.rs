@@ -106,3 +106,60 @@ impl UsageWriter {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::{
+        decision::Reason,
+        key::Digest,
+        record::KeyRecord,
+        store::fake::{Reads, ReadsOnly, record},
+    };
+
+    /// A store whose usage writes always fail (ReadsOnly answers only reads).
+    struct NoWrites;
+
+    #[async_trait]
+    impl Reads for NoWrites {
+        async fn read(&self, _: &Digest) -> Result<Option<KeyRecord>, StoreError> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_flush_keeps_its_batch_for_the_next() {
+        let counter = Arc::new(UsageCounter::default());
+        let key = record();
+        for _ in 0..3 {
+            counter.record(&key, Reason::Ok, 0);
+        }
+        counter.record(&key, Reason::Revoked, 0);
+        let writer = UsageWriter::new(
+            counter.clone(),
+            Arc::new(ReadsOnly(NoWrites)),
+            Duration::from_secs(10),
+        );
+        assert!(writer.flush().await.is_err());
+        let kept = counter.take();
+        let calls: Vec<_> = kept.iter().map(|c| (c.outcome, c.calls)).collect();
+        assert_eq!(calls.len(), 2);
+        assert!(calls.contains(&("ok", 3)) && calls.contains(&("revoked", 1)));
+    }
+
+    #[tokio::test]
+    async fn nothing_counted_writes_nothing() {
+        let writer = UsageWriter::new(
+            Arc::new(UsageCounter::default()),
+            Arc::new(ReadsOnly(NoWrites)),
+            Duration::from_secs(10),
+        );
+        assert_eq!(
+            writer.flush().await.unwrap(),
+            0,
+            "no store call, so no error"
+        );
+    }
+}
