@@ -3,10 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 
-use super::{
-    KeyTotals, RolledUp, StoreError, UsageBucket, UsageCount, UsageQuery, sql, usage::ALLOWED,
-};
-use crate::key::KeyId;
+use super::{KeyTotals, RolledUp, StoreError, UsageBucket, UsageCount, UsageQuery, sql};
 
 /// One statement per batch: arrays bound once, unnested server-side.
 pub(super) async fn record(pool: &PgPool, counts: &[UsageCount]) -> Result<(), StoreError> {
@@ -84,27 +81,10 @@ pub(super) async fn busiest(
     query: &UsageQuery,
     limit: u32,
 ) -> Result<Vec<KeyTotals>, StoreError> {
-    let mut qb = QueryBuilder::<Postgres>::new(
-        "SELECT u.key_id, COALESCE(max(k.label), '') AS label, COALESCE(sum(u.calls) FILTER (WHERE u.outcome = ",
-    );
-    qb.push_bind(ALLOWED)
-        .push("), 0)::int8 AS allowed, COALESCE(sum(u.calls) FILTER (WHERE u.outcome <> ")
-        .push_bind(ALLOWED)
-        .push("), 0)::int8 AS denied FROM ");
-    sql::push_usage_rows(&mut qb, query, |t| t);
-    qb.push(" LEFT JOIN keys k ON k.id = u.key_id GROUP BY u.key_id ORDER BY sum(u.calls) DESC, u.key_id LIMIT ")
-        .push_bind(i64::from(limit));
+    let mut qb = QueryBuilder::<Postgres>::new("");
+    sql::push_busiest(&mut qb, query, limit, |t| t);
     let rows = qb.build().fetch_all(pool).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(KeyTotals {
-                key_id: KeyId::from_trusted(row.try_get("key_id")?),
-                label: row.try_get("label")?,
-                allowed: row.try_get("allowed")?,
-                denied: row.try_get("denied")?,
-            })
-        })
-        .collect()
+    rows.iter().map(sql::key_totals).collect()
 }
 
 /// The DELETE … RETURNING feeds the INSERT in one statement: a replica

@@ -1,9 +1,12 @@
 //! SQL both engines share: the list and audit filters, generic over the
 //! engine and over how it stores time (TIMESTAMPTZ or integer microseconds).
 
-use sqlx::{Database, Encode, QueryBuilder, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 
-use super::{AuditQuery, KeyStatus, ListQuery, UsageOwner, UsageQuery};
+use super::{
+    AuditQuery, KeyStatus, KeyTotals, ListQuery, StoreError, UsageOwner, UsageQuery, usage::ALLOWED,
+};
+use crate::key::KeyId;
 
 /// Appends ` AND …` conditions for `query`, evaluating status at `now`.
 pub(super) fn push_list_filters<'a, DB, T>(qb: &mut QueryBuilder<DB>, query: &'a ListQuery, now: T)
@@ -116,4 +119,49 @@ pub(super) fn push_usage_rows<'a, DB, T>(
             .push_bind(time(query.until));
     }
     qb.push(") u");
+}
+
+/// The busiest keys of a usage query, for [`key_totals`]: plain SQL both
+/// engines run (CASE rather than FILTER, CAST rather than `::`).
+pub(super) fn push_busiest<'a, DB, T>(
+    qb: &mut QueryBuilder<DB>,
+    query: &'a UsageQuery,
+    limit: u32,
+    time: impl Fn(chrono::DateTime<chrono::Utc>) -> T,
+) where
+    DB: Database,
+    T: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    qb.push(
+        "SELECT u.key_id, COALESCE(MAX(k.label), '') AS label, \
+         CAST(COALESCE(SUM(CASE WHEN u.outcome = ",
+    )
+    .push_bind(ALLOWED)
+    .push(" THEN u.calls END), 0) AS BIGINT) AS allowed, CAST(COALESCE(SUM(CASE WHEN u.outcome <> ")
+    .push_bind(ALLOWED)
+    .push(" THEN u.calls END), 0) AS BIGINT) AS denied FROM ");
+    push_usage_rows(qb, query, time);
+    qb.push(
+        " LEFT JOIN keys k ON k.id = u.key_id GROUP BY u.key_id \
+         ORDER BY SUM(u.calls) DESC, u.key_id LIMIT ",
+    )
+    .push_bind(i64::from(limit));
+}
+
+/// A row of [`push_busiest`].
+pub(super) fn key_totals<R>(row: &R) -> Result<KeyTotals, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(KeyTotals {
+        key_id: KeyId::from_trusted(row.try_get("key_id")?),
+        label: row.try_get("label")?,
+        allowed: row.try_get("allowed")?,
+        denied: row.try_get("denied")?,
+    })
 }

@@ -7,9 +7,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use super::{
     KeyTotals, RolledUp, StoreError, UsageBucket, UsageCount, UsageQuery, sql,
     sqlite::{micros, time},
-    usage::ALLOWED,
 };
-use crate::key::KeyId;
 
 /// Rows per INSERT: 5 parameters each, well under SQLite's 32,766.
 const ROWS_PER_STATEMENT: usize = 1_000;
@@ -81,31 +79,10 @@ pub(super) async fn busiest(
     query: &UsageQuery,
     limit: u32,
 ) -> Result<Vec<KeyTotals>, StoreError> {
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT u.key_id, coalesce(max(k.label), '') AS label, \
-         coalesce(sum(CASE WHEN u.outcome = ",
-    );
-    qb.push_bind(ALLOWED)
-        .push(" THEN u.calls END), 0) AS allowed, coalesce(sum(CASE WHEN u.outcome <> ")
-        .push_bind(ALLOWED)
-        .push(" THEN u.calls END), 0) AS denied FROM ");
-    sql::push_usage_rows(&mut qb, query, micros);
-    qb.push(
-        " LEFT JOIN keys k ON k.id = u.key_id GROUP BY u.key_id \
-         ORDER BY sum(u.calls) DESC, u.key_id LIMIT ",
-    )
-    .push_bind(i64::from(limit));
+    let mut qb = QueryBuilder::<Sqlite>::new("");
+    sql::push_busiest(&mut qb, query, limit, micros);
     let rows = qb.build().fetch_all(pool).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(KeyTotals {
-                key_id: KeyId::from_trusted(row.try_get("key_id")?),
-                label: row.try_get("label")?,
-                allowed: row.try_get("allowed")?,
-                denied: row.try_get("denied")?,
-            })
-        })
-        .collect()
+    rows.iter().map(sql::key_totals).collect()
 }
 
 /// One write transaction (SQLite has a single writer), so the fold and the
