@@ -229,22 +229,34 @@ async fn envoy_lets_good_keys_through_and_refuses_the_rest() {
         );
     }
 
-    // keyward logged each reason; the client saw none of them.
-    let reasons: Vec<String> = s
-        .keyward
-        .checks()
-        .iter()
-        .filter(|e| e["decision"] == "deny")
-        .map(|e| e["reason"].as_str().unwrap().to_owned())
-        .collect();
-    for reason in [
+    // keyward logged each reason; the client saw none of them. The log
+    // lines reach the test through a pipe and a reader thread, so the last
+    // requests' lines may still be on their way: wait for them (up to 10 s).
+    let expected = [
         "missing",
         "malformed",
         "unknown",
         "revoked",
         "expired",
         "insufficient_scope",
-    ] {
+    ];
+    let denied = || -> Vec<String> {
+        s.keyward
+            .checks()
+            .iter()
+            .filter(|e| e["decision"] == "deny")
+            .map(|e| e["reason"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut reasons = denied();
+    while !expected.iter().all(|x| reasons.iter().any(|r| r == x))
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        reasons = denied();
+    }
+    for reason in expected {
         assert!(
             reasons.iter().any(|r| r == reason),
             "no {reason} in {reasons:?}"
@@ -307,7 +319,12 @@ async fn observe_mode_lets_a_bad_key_through_and_records_the_decision() {
     assert!(r.echoed_headers().contains_key("x-keyward-key-id"));
 
     // The decision it would have made is recorded: keyward's log (at info,
-    // so it shows with the default filter) and Envoy's access log.
+    // so it shows with the default filter) and Envoy's access log. The
+    // log line comes through a pipe: wait for it before reading it.
+    s.keyward
+        .logs
+        .wait_for(Duration::from_secs(10), |l| l.contains("would_deny"))
+        .expect("no would_deny line in keyward's log");
     let event = s
         .keyward
         .checks()
