@@ -55,6 +55,19 @@ fn namespace(value: &str) -> Result<String, String> {
     }
 }
 
+/// Reads a secret from a file (a mounted Kubernetes Secret, a Docker
+/// secret): once, at start, without the trailing newline editors and
+/// `kubectl create secret --from-file` leave. The error names the file,
+/// never what is in it.
+fn secret_file(path: &str) -> Result<SecretUrl, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        return Err(format!("{path} is empty"));
+    }
+    Ok(SecretUrl(value.to_owned()))
+}
+
 fn positive_duration(value: &str) -> Result<Duration, String> {
     match humantime::parse_duration(value) {
         Ok(d) if d.is_zero() => Err("must be longer than 0s".to_owned()),
@@ -77,6 +90,17 @@ pub struct DatabaseArgs {
     )]
     pub database_url: SecretUrl,
 
+    /// File holding the database URL (e.g. a mounted Secret), read once at
+    /// start; excludes --database-url.
+    #[arg(
+        long,
+        env = "KEYWARD_DATABASE_URL_FILE",
+        value_name = "PATH",
+        value_parser = secret_file,
+        conflicts_with = "database_url"
+    )]
+    pub database_url_file: Option<SecretUrl>,
+
     /// Connections in the database pool.
     #[arg(long, env = "KEYWARD_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
@@ -88,6 +112,13 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
+    /// The database URL: from --database-url-file when given.
+    pub fn url(&self) -> &SecretUrl {
+        self.database_url_file
+            .as_ref()
+            .unwrap_or(&self.database_url)
+    }
+
     pub fn store_options(&self) -> StoreOptions {
         StoreOptions {
             max_connections: self.database_max_connections,
@@ -146,7 +177,8 @@ impl TlsArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct Config {
     /// Address the gRPC server (KeyService, ext_authz, health, reflection)
-    /// listens on. Port 0 picks a free port.
+    /// listens on. Port 0 picks a free port. `[::]:PORT` takes IPv4 and
+    /// IPv6 (and IPv4 alone where the host has no IPv6).
     #[arg(long, env = "KEYWARD_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
@@ -188,6 +220,17 @@ pub struct Config {
     /// the shared cache (L2) and the invalidation bus of all replicas.
     #[arg(long, env = "KEYWARD_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<SecretUrl>,
+
+    /// File holding the Redis URL (e.g. a mounted Secret), read once at
+    /// start; excludes --redis-url.
+    #[arg(
+        long,
+        env = "KEYWARD_REDIS_URL_FILE",
+        value_name = "PATH",
+        value_parser = secret_file,
+        conflicts_with = "redis_url"
+    )]
+    pub redis_url_file: Option<SecretUrl>,
 
     /// Prefix of Redis keys and of the invalidation channel (Redis or
     /// Postgres), so several deployments can share one Redis or database.
@@ -274,6 +317,60 @@ impl Config {
             .with_context(|| format!("invalid config file {}", path.display()))
     }
 
+    /// What `keyward config check` does: every check `serve` makes before it
+    /// opens anything, and a one-line summary (no secrets) when all pass.
+    pub fn check(&self) -> anyhow::Result<String> {
+        self.file_settings()?;
+        let tls = match self.tls.files()? {
+            None => "off",
+            Some(files) => {
+                for (what, path) in [
+                    ("--tls-cert", Some(&files.cert)),
+                    ("--tls-key", Some(&files.key)),
+                    ("--tls-client-ca", files.client_ca.as_ref()),
+                ] {
+                    if let Some(path) = path {
+                        std::fs::metadata(path)
+                            .with_context(|| format!("{what} {}", path.display()))?;
+                    }
+                }
+                if files.client_ca.is_some() {
+                    "mTLS"
+                } else {
+                    "on"
+                }
+            }
+        };
+        let url = self.database.url().expose();
+        let database = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            "postgres"
+        } else if url.starts_with("sqlite:") {
+            "sqlite"
+        } else {
+            bail!("the database URL is neither postgres://… nor sqlite:PATH");
+        };
+        let redis = match self.redis_options() {
+            Some(options) => {
+                // Parsing opens no connection; its error could quote the URL.
+                redis::Client::open(options.url.as_str()).map_err(|_| {
+                    anyhow::anyhow!("the Redis URL is not a valid redis:// or rediss:// URL")
+                })?;
+                "on"
+            }
+            None => "off",
+        };
+        let file = match &self.config {
+            Some(path) => format!(", config file {}", path.display()),
+            None => String::new(),
+        };
+        Ok(format!(
+            "config OK: listen {}, database {database}, redis {redis}, tls {tls}, metrics {}{file}",
+            self.listen,
+            self.metrics_listen
+                .map_or_else(|| "off".to_owned(), |a| a.to_string()),
+        ))
+    }
+
     pub fn l1_options(&self) -> LocalOptions {
         LocalOptions {
             capacity: self.l1_capacity,
@@ -284,7 +381,7 @@ impl Config {
     }
 
     pub fn redis_options(&self) -> Option<RedisOptions> {
-        let url = self.redis_url.as_ref()?;
+        let url = self.redis_url.as_ref().or(self.redis_url_file.as_ref())?;
         Some(RedisOptions {
             url: url.expose().to_owned(),
             namespace: self.namespace.clone(),
@@ -408,6 +505,31 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn urls_can_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("url");
+        std::fs::write(&path, "postgres://u:hunter2@db/x\r\n").unwrap();
+        let path = path.to_str().unwrap();
+        let config =
+            Config::from_args(["--database-url-file", path, "--redis-url-file", path]).unwrap();
+        assert_eq!(config.database.url().expose(), "postgres://u:hunter2@db/x");
+        assert_eq!(
+            config.redis_options().unwrap().url,
+            "postgres://u:hunter2@db/x"
+        );
+        assert!(!format!("{config:?}").contains("hunter2"));
+
+        let both =
+            Config::from_args(["--database-url", "sqlite:x.db", "--database-url-file", path]);
+        assert!(both.is_err());
+        std::fs::write(dir.path().join("empty"), "\n").unwrap();
+        let empty = dir.path().join("empty");
+        let error =
+            Config::from_args(["--database-url-file", empty.to_str().unwrap()]).unwrap_err();
+        assert!(error.to_string().contains("is empty"), "{error}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!   the optional TOML file.
 //! - [`startup`]: builds the gRPC server ([`startup::Application`]).
 //! - [`grpc`]: the gRPC services and the one place errors become statuses.
+//! - [`listen`]: binding listen addresses (`[::]` is dual-stack, IPv4 alone without IPv6).
 //! - [`tls`]: TLS and mTLS for the gRPC port, with certificates reloaded from disk.
 //! - [`admin`]: issue, revoke, rotate, update: store write, then cache eviction.
 //! - [`authz`]: Envoy ext_authz without the wire: key sources, route rules,
@@ -29,6 +30,7 @@ pub mod error;
 pub mod grpc;
 pub mod key;
 pub mod limit;
+pub mod listen;
 pub mod proto;
 pub mod record;
 pub mod scope;

@@ -64,7 +64,7 @@ impl Application {
         // A bad config file is reported before anything is opened.
         config.file_settings()?;
         let store = store::connect(
-            config.database.database_url.expose(),
+            config.database.url().expose(),
             &config.database.store_options(),
         )
         .await
@@ -122,7 +122,7 @@ impl Application {
         let verifier = Verifier::new(lookup.clone(), limiter).with_usage(counter);
         let admin = Arc::new(Admin::new(store.clone(), lookup.clone()));
         let authz = Arc::new(Authz::new(verifier.clone(), settings.ext_authz));
-        let listener = TcpListener::bind(config.listen)
+        let listener = crate::listen::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener.local_addr()?;
@@ -152,7 +152,7 @@ impl Application {
         stopping: &CancellationToken,
     ) -> anyhow::Result<Arc<KeyLookup>> {
         let l1 = config.l1_options();
-        let database_url = config.database.database_url.expose();
+        let database_url = config.database.url().expose();
         if let Some(redis) = config.redis_options() {
             let l2 = Arc::new(RedisCache::new(redis.clone()).map_err(anyhow::Error::msg)?);
             let bus = Arc::new(

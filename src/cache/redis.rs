@@ -123,7 +123,9 @@ impl RedisCache {
         }
         let key = self.key(digest);
         let bytes: Option<Vec<u8>> = self
-            .call(async |conn| redis::cmd("GET").arg(&key).query_async(conn).await)
+            .call("get", async |conn| {
+                redis::cmd("GET").arg(&key).query_async(conn).await
+            })
             .await?;
         let bytes = bytes.filter(|b| b.as_slice() != TOMBSTONE)?;
         match decode(&bytes) {
@@ -149,7 +151,7 @@ impl RedisCache {
         let value = encode(entry);
         let script = &self.fill;
         let _: Option<i64> = self
-            .call(async |conn| {
+            .call("fill", async |conn| {
                 script
                     .key(&key)
                     .arg(&value)
@@ -169,7 +171,7 @@ impl RedisCache {
         let key = self.key(digest);
         let ttl = self.options.tombstone_ttl.as_millis() as u64;
         let _: Option<()> = self
-            .call(async |conn| {
+            .call("tombstone", async |conn| {
                 redis::cmd("SET")
                     .arg(&key)
                     .arg(TOMBSTONE)
@@ -188,7 +190,9 @@ impl RedisCache {
         }
         let key = self.key(digest);
         let _: Option<i64> = self
-            .call(async |conn| redis::cmd("DEL").arg(&key).query_async(conn).await)
+            .call("forget", async |conn| {
+                redis::cmd("DEL").arg(&key).query_async(conn).await
+            })
             .await;
     }
 
@@ -211,6 +215,7 @@ impl RedisCache {
     /// script through this too: one pool, one breaker per process.)
     pub(crate) async fn call<T>(
         &self,
+        op: &'static str,
         command: impl AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
     ) -> Option<T> {
         let started = std::time::Instant::now();
@@ -219,7 +224,8 @@ impl RedisCache {
             command(&mut conn).await.map_err(|e| e.to_string())
         })
         .await;
-        metrics::histogram!("keyward_redis_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("keyward_redis_command_duration_seconds", "op" => op)
+            .record(started.elapsed().as_secs_f64());
         let error = match outcome {
             Ok(Ok(value)) => return Some(value),
             Ok(Err(e)) => e,

@@ -55,6 +55,17 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// Show the audit trail of admin actions, from a running server.
     Audit(audit::AuditArgs),
+    /// Check settings without starting anything.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate what `keyward serve` would start with (its flags, KEYWARD_*
+    /// variables and the --config file) without opening the database or any
+    /// port: prints one OK line, or the error and exits non-zero.
+    Check(Config),
 }
 
 #[derive(Subcommand, Debug)]
@@ -101,18 +112,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate(database) => {
-            let store =
-                store::connect(database.database_url.expose(), &database.store_options()).await?;
+            let store = store::connect(database.url().expose(), &database.store_options()).await?;
             store.migrate().await.context("migration failed")?;
             eprintln!("database is up to date");
             Ok(ExitCode::SUCCESS)
         }
         Command::Admin(AdminCommand::Bootstrap(args)) => {
-            let store = store::connect(
-                args.database.database_url.expose(),
-                &args.database.store_options(),
-            )
-            .await?;
+            let store =
+                store::connect(args.database.url().expose(), &args.database.store_options())
+                    .await?;
             store.migrate().await.context("migration failed")?;
             let lookup = std::sync::Arc::new(KeyLookup::local(
                 store.clone(),
@@ -136,5 +144,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Keys(args) => keys::run(args).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Config(ConfigCommand::Check(config)) => {
+            println!("{}", config.check()?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -119,7 +119,7 @@ impl RedisLimiter {
         let script = &self.script;
         let reply: (i64, i64, i64) = self
             .redis
-            .call(async |conn| {
+            .call("rate_limit", async |conn| {
                 script
                     .key(&rate_key)
                     .key(&quota_key)

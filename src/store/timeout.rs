@@ -36,6 +36,7 @@ impl TimeoutStore {
 }
 
 async fn bounded<T>(
+    op: &'static str,
     limit: Duration,
     call: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
@@ -45,7 +46,8 @@ async fn bounded<T>(
             "no answer within {limit:?}"
         )))
     });
-    metrics::histogram!("keyward_store_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("keyward_store_query_duration_seconds", "op" => op)
+        .record(started.elapsed().as_secs_f64());
     result
 }
 
@@ -56,26 +58,36 @@ impl KeyStore for TimeoutStore {
     }
 
     async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
-        bounded(self.lookup, self.inner.find_by_digest(digest)).await
+        bounded(
+            "find_by_digest",
+            self.lookup,
+            self.inner.find_by_digest(digest),
+        )
+        .await
     }
 
     async fn find_by_digests(
         &self,
         digests: &[Digest],
     ) -> Result<Vec<(Digest, KeyRecord)>, StoreError> {
-        bounded(self.lookup, self.inner.find_by_digests(digests)).await
+        bounded(
+            "find_by_digests",
+            self.lookup,
+            self.inner.find_by_digests(digests),
+        )
+        .await
     }
 
     async fn get(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
-        bounded(self.other, self.inner.get(id)).await
+        bounded("get", self.other, self.inner.get(id)).await
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Vec<StoredKey>, StoreError> {
-        bounded(self.other, self.inner.list(query)).await
+        bounded("list", self.other, self.inner.list(query)).await
     }
 
     async fn insert(&self, key: &NewKey, audit: &AuditEvent) -> Result<StoredKey, StoreError> {
-        bounded(self.other, self.inner.insert(key, audit)).await
+        bounded("insert", self.other, self.inner.insert(key, audit)).await
     }
 
     async fn revoke(
@@ -85,7 +97,12 @@ impl KeyStore for TimeoutStore {
         reason: &str,
         audit: &AuditEvent,
     ) -> Result<StoredKey, StoreError> {
-        bounded(self.other, self.inner.revoke(id, at, reason, audit)).await
+        bounded(
+            "revoke",
+            self.other,
+            self.inner.revoke(id, at, reason, audit),
+        )
+        .await
     }
 
     async fn rotate(
@@ -96,6 +113,7 @@ impl KeyStore for TimeoutStore {
         audit: &AuditEvent,
     ) -> Result<Rotated, StoreError> {
         bounded(
+            "rotate",
             self.other,
             self.inner.rotate(old, new, old_revoked_at, audit),
         )
@@ -109,15 +127,20 @@ impl KeyStore for TimeoutStore {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<StoredKey, StoreError> {
-        bounded(self.other, self.inner.update(id, changes, now, audit)).await
+        bounded(
+            "update",
+            self.other,
+            self.inner.update(id, changes, now, audit),
+        )
+        .await
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
-        bounded(self.other, self.inner.list_audit(query)).await
+        bounded("list_audit", self.other, self.inner.list_audit(query)).await
     }
 
     async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
-        bounded(self.other, self.inner.record_usage(counts)).await
+        bounded("record_usage", self.other, self.inner.record_usage(counts)).await
     }
 
     async fn usage_series(
@@ -125,7 +148,12 @@ impl KeyStore for TimeoutStore {
         query: &UsageQuery,
         bucket_seconds: i64,
     ) -> Result<Vec<UsageBucket>, StoreError> {
-        bounded(self.other, self.inner.usage_series(query, bucket_seconds)).await
+        bounded(
+            "usage_series",
+            self.other,
+            self.inner.usage_series(query, bucket_seconds),
+        )
+        .await
     }
 
     async fn busiest_keys(
@@ -133,7 +161,12 @@ impl KeyStore for TimeoutStore {
         query: &UsageQuery,
         limit: u32,
     ) -> Result<Vec<KeyTotals>, StoreError> {
-        bounded(self.other, self.inner.busiest_keys(query, limit)).await
+        bounded(
+            "busiest_keys",
+            self.other,
+            self.inner.busiest_keys(query, limit),
+        )
+        .await
     }
 
     /// Not bounded by the admin timeout: the first roll-up after a long

@@ -1,22 +1,30 @@
 //! Prometheus metrics, served as text on an HTTP side port
 //! (`KEYWARD_METRICS_LISTEN`, path `/metrics`).
 //!
+//! Every metric is described in [`describe`] (the `# HELP` lines), and the
+//! series an alert takes `rate()` of are created at zero in [`precreate`],
+//! so the first failure is an increase rather than a new series.
+//!
 //! | metric | labels | what |
 //! |---|---|---|
 //! | `keyward_decisions_total` | rpc, decision, reason | every Verify/Check outcome |
 //! | `keyward_decision_duration_seconds` | rpc | time to decide (histogram) |
 //! | `keyward_cache_answers_total` | tier | which tier answered: l1, redis, store, none |
-//! | `keyward_store_seconds`, `keyward_store_errors_total` | | database calls |
-//! | `keyward_redis_seconds`, `keyward_redis_errors_total` | | Redis calls |
+//! | `keyward_store_query_duration_seconds` | op | database calls, by store operation |
+//! | `keyward_store_errors_total` | | hot-path database reads that failed |
+//! | `keyward_redis_command_duration_seconds` | op | Redis calls: get, fill, tombstone, forget, rate_limit |
+//! | `keyward_redis_errors_total` | | Redis calls that failed or timed out |
 //! | `keyward_revocation_lag_seconds` | bus | write → eviction on this replica |
 //! | `keyward_stale_answers_total` | tier | answers served while the store was down |
-//! | `keyward_dependency_trips_total` | dependency | breaker openings |
+//! | `keyward_dependency_trips_total` | dependency | breaker openings (redis, store) |
 //! | `keyward_bus_publish_errors_total` | bus | invalidations not sent |
 //! | `keyward_admin_actions_total` | action, outcome | admin RPCs |
 //! | `keyward_db_pool_connections`, `keyward_redis_pool_connections` | state | pool usage (idle, in_use) |
 //! | `keyward_l1_entries` | | keys in the in-process cache |
 //! | `keyward_usage_rows_written_total`, `keyward_usage_flush_errors_total` | | usage batches written |
-//! | `keyward_usage_dropped_total` | | calls not counted: the usage buffer was full |
+//! | `keyward_usage_dropped_calls_total` | | calls not counted: the usage buffer was full |
+//! | `keyward_tls_reloads_total` | outcome | TLS files re-read (ok, error) |
+//! | `keyward_tls_handshake_failures_total` | | TLS handshakes that failed |
 //! | `keyward_build_info` | version | always 1 |
 //!
 //! Labels never carry a key, a digest or a key id (ids would make the
@@ -48,11 +56,140 @@ pub fn install() -> PrometheusHandle {
                 .expect("static buckets are valid")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
+            describe();
+            precreate();
             metrics::gauge!("keyward_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             handle
         })
         .clone()
 }
+
+/// The `# HELP` text of every metric keyward records; a metric recorded
+/// anywhere in the crate gets its line here.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "keyward_decisions_total",
+        "Verify and Check outcomes by rpc, decision (allow, deny, error) and reason."
+    );
+    describe_histogram!(
+        "keyward_decision_duration_seconds",
+        Unit::Seconds,
+        "Time to decide one Verify or Check."
+    );
+    describe_counter!(
+        "keyward_cache_answers_total",
+        "Decisions by the tier that answered the lookup: l1, redis, store, or none."
+    );
+    describe_histogram!(
+        "keyward_store_query_duration_seconds",
+        Unit::Seconds,
+        "Duration of database calls, by store operation (op)."
+    );
+    describe_counter!(
+        "keyward_store_errors_total",
+        "Hot-path database reads that failed or timed out."
+    );
+    describe_histogram!(
+        "keyward_redis_command_duration_seconds",
+        Unit::Seconds,
+        "Duration of Redis calls, by operation (op)."
+    );
+    describe_counter!(
+        "keyward_redis_errors_total",
+        "Redis calls that failed or timed out (Redis is skipped until it answers)."
+    );
+    describe_histogram!(
+        "keyward_revocation_lag_seconds",
+        Unit::Seconds,
+        "Time from a key's invalidation to its eviction on this replica, by bus."
+    );
+    describe_counter!(
+        "keyward_stale_answers_total",
+        "Lookups answered from a cache tier past its TTL because the store was down."
+    );
+    describe_counter!(
+        "keyward_dependency_trips_total",
+        "Times a dependency's breaker opened (redis, store)."
+    );
+    describe_counter!(
+        "keyward_bus_publish_errors_total",
+        "Invalidations this replica could not publish, by bus."
+    );
+    describe_counter!(
+        "keyward_admin_actions_total",
+        "Admin RPCs by action and outcome."
+    );
+    describe_gauge!(
+        "keyward_db_pool_connections",
+        "Database pool connections by state (idle, in_use)."
+    );
+    describe_gauge!(
+        "keyward_redis_pool_connections",
+        "Redis pool connections by state (idle, in_use)."
+    );
+    describe_gauge!(
+        "keyward_l1_entries",
+        "Entries in the in-process key cache (L1)."
+    );
+    describe_counter!(
+        "keyward_usage_rows_written_total",
+        "Usage rows (key, minute, outcome) written to the database."
+    );
+    describe_counter!(
+        "keyward_usage_flush_errors_total",
+        "Usage batches that could not be written (kept for the next flush)."
+    );
+    describe_counter!(
+        "keyward_usage_dropped_calls_total",
+        "Calls not counted in usage because the usage buffer was full."
+    );
+    describe_counter!(
+        "keyward_tls_reloads_total",
+        "Re-reads of changed TLS files, by outcome (ok, error)."
+    );
+    describe_counter!(
+        "keyward_tls_handshake_failures_total",
+        "TLS handshakes on the gRPC port that failed."
+    );
+    describe_gauge!(
+        "keyward_build_info",
+        "Always 1; the version label says which build runs."
+    );
+}
+
+/// Creates at zero the series that alerts watch with `rate()` or
+/// `increase()`: a series that appears only with the first failure has no
+/// earlier sample, so that failure would never show as an increase.
+fn precreate() {
+    for name in [
+        "keyward_store_errors_total",
+        "keyward_redis_errors_total",
+        "keyward_usage_flush_errors_total",
+        "keyward_usage_dropped_calls_total",
+        "keyward_tls_handshake_failures_total",
+    ] {
+        metrics::counter!(name).absolute(0);
+    }
+    for tier in [Tier::L1, Tier::Redis] {
+        metrics::counter!("keyward_stale_answers_total", "tier" => tier.as_str()).absolute(0);
+    }
+    for dependency in ["redis", "store"] {
+        metrics::counter!("keyward_dependency_trips_total", "dependency" => dependency).absolute(0);
+    }
+    for bus in BUSES {
+        metrics::counter!("keyward_bus_publish_errors_total", "bus" => bus).absolute(0);
+        // A registered histogram renders with empty buckets.
+        let _ = metrics::histogram!("keyward_revocation_lag_seconds", "bus" => bus);
+    }
+    for outcome in ["ok", "error"] {
+        metrics::counter!("keyward_tls_reloads_total", "outcome" => outcome).absolute(0);
+    }
+}
+
+/// The buses that carry invalidations between replicas (the in-process one
+/// sends nothing, so it neither fails to publish nor lags).
+const BUSES: [&str; 2] = ["redis", "postgres"];
 
 /// Serves `/metrics` on `addr` until `stop`. `refresh` runs before each
 /// scrape to update the gauges that are read rather than counted.
@@ -92,7 +229,7 @@ pub async fn serve(
 }
 
 pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
+    crate::listen::bind(addr).await
 }
 
 /// Which RPC decided.

@@ -92,7 +92,7 @@ impl UsageCounter {
         }
         if self.minutes.fetch_add(1, Ordering::Relaxed) >= self.max_minutes {
             self.minutes.fetch_sub(1, Ordering::Relaxed);
-            metrics::counter!("keyward_usage_dropped_total").increment(calls);
+            metrics::counter!("keyward_usage_dropped_calls_total").increment(calls);
             return;
         }
         let mut m = Minute {

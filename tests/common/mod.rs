@@ -25,6 +25,29 @@ pub fn required() -> bool {
     std::env::var_os("CI").is_some()
 }
 
+/// A test that cannot run here: fails under CI, otherwise says so in one
+/// line naming what to install. The line goes to the process's stderr
+/// itself, since libtest swallows `eprintln!` of a test that passes.
+pub fn skip(missing: &str, install: &str) {
+    assert!(!required(), "CI is set but {missing} ({install})");
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {}: {missing} ({install}); set CI to make this fail",
+        std::thread::current().name().unwrap_or("a test")
+    );
+}
+
+/// Whether `program args…` runs and exits 0 here.
+pub fn runs(program: &str, args: &[&str]) -> bool {
+    std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn unique(prefix: &str) -> String {
     format!(
         "{prefix}_{}",
@@ -66,12 +89,9 @@ impl TestDb {
                     Ok(Err(e)) => e.to_string(),
                     _ => "timed out".to_owned(),
                 };
-                assert!(
-                    !required(),
-                    "CI is set but Postgres at {base} is unreachable: {why}"
-                );
-                eprintln!(
-                    "SKIPPED: Postgres at {base} is unreachable ({why}); set CI to make this fail"
+                skip(
+                    &format!("Postgres at {base} is unreachable: {why}"),
+                    "start PostgreSQL or set KEYWARD_TEST_POSTGRES_URL; .ci/deps installs it",
                 );
                 return None;
             }
@@ -148,6 +168,8 @@ macro_rules! on_both_stores {
 /// A keyward server running in this process on a random port.
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// Where `/metrics` is served (with `--metrics-listen`).
+    pub metrics: Option<std::net::SocketAddr>,
     pub state: State,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -179,6 +201,7 @@ impl TestApp {
         }
         .unwrap();
         let addr = app.local_addr();
+        let metrics = app.metrics_addr();
         let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until_stopped(async {
@@ -186,6 +209,7 @@ impl TestApp {
         }));
         Self {
             addr,
+            metrics,
             state,
             stop: Some(stop),
             handle: Some(handle),
@@ -205,6 +229,20 @@ impl TestApp {
         let label = unique("admin");
         let (secret, _) = self.state.admin.bootstrap(label).await.unwrap();
         secret.into_exposed()
+    }
+
+    /// The Prometheus text `/metrics` serves now.
+    pub async fn scrape(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.metrics.expect("started without --metrics-listen");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        body.to_owned()
     }
 
     pub async fn stop(mut self) {

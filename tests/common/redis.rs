@@ -28,11 +28,10 @@ pub async fn shared() -> Option<String> {
     match answers(&url).await {
         Ok(()) => Some(url),
         Err(why) => {
-            assert!(
-                !super::required(),
-                "CI is set but Redis at {url} is unreachable: {why}"
+            super::skip(
+                &format!("Redis at {url} is unreachable: {why}"),
+                "start redis-server or set KEYWARD_TEST_REDIS_URL; .ci/deps installs it",
             );
-            eprintln!("SKIPPED: Redis at {url} is unreachable ({why}); set CI to make this fail");
             None
         }
     }
@@ -74,11 +73,10 @@ impl OwnRedis {
         let child = match spawned {
             Ok(child) => child,
             Err(e) => {
-                assert!(
-                    !super::required(),
-                    "CI is set but redis-server cannot start: {e}"
+                super::skip(
+                    &format!("redis-server cannot start: {e}"),
+                    "apt-get install redis-server, or run .ci/deps",
                 );
-                eprintln!("SKIPPED: redis-server cannot start ({e})");
                 return None;
             }
         };

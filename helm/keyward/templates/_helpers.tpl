@@ -139,3 +139,18 @@ grpc:
 {{/* Where the TLS Secret is mounted (a directory, so renewals show up). */}}
 {{- define "keyward.tlsDir" -}}/etc/keyward/tls{{- end }}
 {{- define "keyward.configDir" -}}/etc/keyward/config{{- end }}
+{{/* Where the Secret with the URLs is mounted (files database-url, redis-url). */}}
+{{- define "keyward.secretsDir" -}}/etc/keyward/secrets{{- end }}
+
+{{/*
+Whether keyward uses Redis: the chart's Secret has redis-url when redis.url is
+set; a team's existingSecret says so with redis.inExistingSecret (keyward
+reads the URL from a file, and a missing file is an error, not "off").
+Empty string for no.
+*/}}
+{{- define "keyward.redisEnabled" -}}
+{{- if .Values.existingSecret }}
+{{- if .Values.redis.inExistingSecret }}true{{ end }}
+{{- else if .Values.redis.url }}true
+{{- end }}
+{{- end }}

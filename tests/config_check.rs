@@ -1,0 +1,154 @@
+//! `keyward config check`: the settings `serve` would start with, checked
+//! without opening the database or a port; and secrets read from files.
+
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyward");
+
+/// `keyward config check ARGS` with exactly `env` as its environment.
+fn check(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(BIN)
+        .args(["config", "check"])
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn said(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn the_defaults_pass_with_one_line_and_touch_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("never-created.db");
+    let url = format!("sqlite:{}", db.display());
+    let out = check(
+        &["--listen", "[::]:50051"],
+        &[("KEYWARD_DATABASE_URL", &url)],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", said(&out));
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.starts_with("config OK: listen [::]:50051, database sqlite"),
+        "{stdout}"
+    );
+    assert!(!db.exists(), "config check opened the database");
+}
+
+#[test]
+fn a_config_file_with_an_unknown_table_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyward.toml");
+    // What the chart's full-values example once held: keyward exited at start.
+    std::fs::write(&path, "[cache]\nl1_ttl = \"10s\"\n").unwrap();
+    let out = check(&["--config", path.to_str().unwrap()], &[]);
+    assert!(!out.status.success());
+    assert!(
+        said(&out).contains("unknown field `cache`"),
+        "{}",
+        said(&out)
+    );
+
+    std::fs::write(&path, "[ext_authz]\nobserve = true\n").unwrap();
+    let out = check(&["--config", path.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", said(&out));
+}
+
+#[test]
+fn bad_flags_and_environment_fail() {
+    for (args, env, expect) in [
+        (&["--listen", "nowhere"][..], &[][..], "--listen"),
+        (&[][..], &[("KEYWARD_L1_TTL", "soon")][..], "--l1-ttl"),
+        (&["--tls-cert", "a.crt"][..], &[][..], "--tls-key"),
+        (
+            &[
+                "--tls-cert",
+                "/nonexistent/a.crt",
+                "--tls-key",
+                "/nonexistent/a.key",
+            ][..],
+            &[][..],
+            "/nonexistent/a.crt",
+        ),
+        (
+            &[][..],
+            &[("KEYWARD_DATABASE_URL", "mysql://u:hunter2@db/x")][..],
+            "neither postgres",
+        ),
+        (
+            &[][..],
+            &[("KEYWARD_REDIS_URL", "http://:hunter2@cache")][..],
+            "not a valid redis",
+        ),
+    ] {
+        let out = check(args, env);
+        let text = said(&out);
+        assert!(!out.status.success(), "{args:?} {env:?} passed: {text}");
+        assert!(text.contains(expect), "{args:?} {env:?}: {text}");
+        assert!(!text.contains("hunter2"), "a password in: {text}");
+    }
+}
+
+#[test]
+fn urls_come_from_files_without_their_trailing_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_file = dir.path().join("database-url");
+    let redis_file = dir.path().join("redis-url");
+    std::fs::write(&db_file, "postgres://u:hunter2@db/keyward\n").unwrap();
+    std::fs::write(&redis_file, "redis://:hunter2@cache:6379\n").unwrap();
+    let (db_path, redis_path) = (db_file.to_str().unwrap(), redis_file.to_str().unwrap());
+    let out = check(
+        &[],
+        &[
+            ("KEYWARD_DATABASE_URL_FILE", db_path),
+            ("KEYWARD_REDIS_URL_FILE", redis_path),
+        ],
+    );
+    let text = said(&out);
+    assert!(out.status.success(), "{text}");
+    // Read from the files: the default SQLite URL would say sqlite.
+    assert!(text.contains("database postgres, redis on"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+
+    let out = check(&["--database-url-file", "/nonexistent/url"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        said(&out).contains("cannot read /nonexistent/url"),
+        "{}",
+        said(&out)
+    );
+}
+
+#[test]
+fn a_url_and_its_file_together_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("url");
+    std::fs::write(&file, "postgres://u:hunter2@db/keyward\n").unwrap();
+    let path = file.to_str().unwrap();
+    for (url_var, file_var, url) in [
+        (
+            "KEYWARD_DATABASE_URL",
+            "KEYWARD_DATABASE_URL_FILE",
+            "sqlite:x.db",
+        ),
+        (
+            "KEYWARD_REDIS_URL",
+            "KEYWARD_REDIS_URL_FILE",
+            "redis://cache",
+        ),
+    ] {
+        let out = check(&[], &[(url_var, url), (file_var, path)]);
+        let text = said(&out);
+        assert!(!out.status.success(), "{url_var} and {file_var}: {text}");
+        assert!(text.contains("cannot be used with"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}
