@@ -27,9 +27,10 @@ LABEL org.opencontainers.image.title="keyward" \
       org.opencontainers.image.description="An API-key authority for microservices (gRPC, Envoy ext_authz)" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/keyward /usr/local/bin/keyward
-# gRPC on all interfaces inside the container; the metrics side port is
-# opt-in (KEYWARD_METRICS_LISTEN=0.0.0.0:9090, as the Helm chart sets it).
-ENV KEYWARD_LISTEN=0.0.0.0:50051 \
+# gRPC on all interfaces inside the container, IPv4 and IPv6 ([::] falls
+# back to IPv4 alone without IPv6); the metrics side port is
+# opt-in (KEYWARD_METRICS_LISTEN=[::]:9090, as the Helm chart sets it).
+ENV KEYWARD_LISTEN=[::]:50051 \
     KEYWARD_LOG_FORMAT=json
 USER 65532:65532
 EXPOSE 50051 9090

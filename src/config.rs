@@ -255,7 +255,7 @@ pub struct Config {
     pub redis_pool_size: usize,
 
     /// Address of the HTTP side port serving Prometheus metrics at
-    /// `/metrics` (e.g. `0.0.0.0:9090`); unset, no metrics are kept.
+    /// `/metrics` (e.g. `[::]:9090`); unset, no metrics are kept.
     #[arg(long, env = "KEYWARD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
