@@ -4,10 +4,16 @@
 //! fit on a command line (ext_authz route rules) lives in an optional TOML
 //! file named by `--config`; flags and the file never set the same thing.
 
-use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+
+mod check;
+mod secret;
+
+pub use secret::SecretUrl;
+use secret::secret_file;
 
 use crate::{
     authz,
@@ -15,31 +21,6 @@ use crate::{
     store::StoreOptions,
     tls::TlsFiles,
 };
-
-/// A connection URL that may hold a password: `Debug` shows only its scheme.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretUrl(String);
-
-impl SecretUrl {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for SecretUrl {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
-}
-
-impl fmt::Debug for SecretUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = self.0.split(':').next().unwrap_or("");
-        write!(f, "{scheme}:<redacted>")
-    }
-}
 
 /// Namespaces name Redis keys and bus channels: keep them plain.
 fn namespace(value: &str) -> Result<String, String> {
@@ -53,19 +34,6 @@ fn namespace(value: &str) -> Result<String, String> {
     } else {
         Err("1 to 48 letters, digits, _ or -".to_owned())
     }
-}
-
-/// Reads a secret from a file (a mounted Kubernetes Secret, a Docker
-/// secret): once, at start, without the trailing newline editors and
-/// `kubectl create secret --from-file` leave. The error names the file,
-/// never what is in it.
-fn secret_file(path: &str) -> Result<SecretUrl, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let value = text.trim_end_matches(['\n', '\r']);
-    if value.is_empty() {
-        return Err(format!("{path} is empty"));
-    }
-    Ok(SecretUrl(value.to_owned()))
 }
 
 fn positive_duration(value: &str) -> Result<Duration, String> {
@@ -317,60 +285,6 @@ impl Config {
             .with_context(|| format!("invalid config file {}", path.display()))
     }
 
-    /// What `keyward config check` does: every check `serve` makes before it
-    /// opens anything, and a one-line summary (no secrets) when all pass.
-    pub fn check(&self) -> anyhow::Result<String> {
-        self.file_settings()?;
-        let tls = match self.tls.files()? {
-            None => "off",
-            Some(files) => {
-                for (what, path) in [
-                    ("--tls-cert", Some(&files.cert)),
-                    ("--tls-key", Some(&files.key)),
-                    ("--tls-client-ca", files.client_ca.as_ref()),
-                ] {
-                    if let Some(path) = path {
-                        std::fs::metadata(path)
-                            .with_context(|| format!("{what} {}", path.display()))?;
-                    }
-                }
-                if files.client_ca.is_some() {
-                    "mTLS"
-                } else {
-                    "on"
-                }
-            }
-        };
-        let url = self.database.url().expose();
-        let database = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            "postgres"
-        } else if url.starts_with("sqlite:") {
-            "sqlite"
-        } else {
-            bail!("the database URL is neither postgres://… nor sqlite:PATH");
-        };
-        let redis = match self.redis_options() {
-            Some(options) => {
-                // Parsing opens no connection; its error could quote the URL.
-                redis::Client::open(options.url.as_str()).map_err(|_| {
-                    anyhow::anyhow!("the Redis URL is not a valid redis:// or rediss:// URL")
-                })?;
-                "on"
-            }
-            None => "off",
-        };
-        let file = match &self.config {
-            Some(path) => format!(", config file {}", path.display()),
-            None => String::new(),
-        };
-        Ok(format!(
-            "config OK: listen {}, database {database}, redis {redis}, tls {tls}, metrics {}{file}",
-            self.listen,
-            self.metrics_listen
-                .map_or_else(|| "off".to_owned(), |a| a.to_string()),
-        ))
-    }
-
     pub fn l1_options(&self) -> LocalOptions {
         LocalOptions {
             capacity: self.l1_capacity,
@@ -505,31 +419,6 @@ mod tests {
                 "{error}"
             );
         }
-    }
-
-    #[test]
-    fn urls_can_come_from_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("url");
-        std::fs::write(&path, "postgres://u:hunter2@db/x\r\n").unwrap();
-        let path = path.to_str().unwrap();
-        let config =
-            Config::from_args(["--database-url-file", path, "--redis-url-file", path]).unwrap();
-        assert_eq!(config.database.url().expose(), "postgres://u:hunter2@db/x");
-        assert_eq!(
-            config.redis_options().unwrap().url,
-            "postgres://u:hunter2@db/x"
-        );
-        assert!(!format!("{config:?}").contains("hunter2"));
-
-        let both =
-            Config::from_args(["--database-url", "sqlite:x.db", "--database-url-file", path]);
-        assert!(both.is_err());
-        std::fs::write(dir.path().join("empty"), "\n").unwrap();
-        let empty = dir.path().join("empty");
-        let error =
-            Config::from_args(["--database-url-file", empty.to_str().unwrap()]).unwrap_err();
-        assert!(error.to_string().contains("is empty"), "{error}");
     }
 
     #[test]

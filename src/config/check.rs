@@ -1,0 +1,62 @@
+//! `keyward config check`: what `serve` would refuse, found without
+//! starting anything.
+
+use anyhow::{Context, bail};
+
+use super::Config;
+
+impl Config {
+    /// What `keyward config check` does: every check `serve` makes before it
+    /// opens anything, and a one-line summary (no secrets) when all pass.
+    pub fn check(&self) -> anyhow::Result<String> {
+        self.file_settings()?;
+        let tls = match self.tls.files()? {
+            None => "off",
+            Some(files) => {
+                for (what, path) in [
+                    ("--tls-cert", Some(&files.cert)),
+                    ("--tls-key", Some(&files.key)),
+                    ("--tls-client-ca", files.client_ca.as_ref()),
+                ] {
+                    if let Some(path) = path {
+                        std::fs::metadata(path)
+                            .with_context(|| format!("{what} {}", path.display()))?;
+                    }
+                }
+                if files.client_ca.is_some() {
+                    "mTLS"
+                } else {
+                    "on"
+                }
+            }
+        };
+        let url = self.database.url().expose();
+        let database = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            "postgres"
+        } else if url.starts_with("sqlite:") {
+            "sqlite"
+        } else {
+            bail!("the database URL is neither postgres://… nor sqlite:PATH");
+        };
+        let redis = match self.redis_options() {
+            Some(options) => {
+                // Parsing opens no connection; its error could quote the URL.
+                redis::Client::open(options.url.as_str()).map_err(|_| {
+                    anyhow::anyhow!("the Redis URL is not a valid redis:// or rediss:// URL")
+                })?;
+                "on"
+            }
+            None => "off",
+        };
+        let file = match &self.config {
+            Some(path) => format!(", config file {}", path.display()),
+            None => String::new(),
+        };
+        Ok(format!(
+            "config OK: listen {}, database {database}, redis {redis}, tls {tls}, metrics {}{file}",
+            self.listen,
+            self.metrics_listen
+                .map_or_else(|| "off".to_owned(), |a| a.to_string()),
+        ))
+    }
+}
