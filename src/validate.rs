@@ -3,9 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::{error::Error, key::KeyId, scope};
+use crate::{
+    error::Error,
+    key::KeyId,
+    limit::{Quota, RateLimit},
+    scope,
+};
 
 pub const MAX_NAME: usize = 128;
 pub const MAX_KEY: usize = 512;
@@ -110,9 +115,100 @@ pub fn key_id(field: &str, id: &str) -> Result<KeyId, Error> {
         .map_err(|e: crate::key::InvalidKeyId| Error::invalid(field, e.to_string()))
 }
 
+/// The earliest instant keyward accepts: nothing it stores predates the epoch.
+pub const MIN_TIME: DateTime<Utc> = DateTime::UNIX_EPOCH;
+/// The latest instant keyward accepts, 9999-12-31T23:59:59Z: every engine
+/// and every client library can hold it, and expiry arithmetic on it
+/// cannot overflow.
+pub const MAX_TIME: DateTime<Utc> = match DateTime::from_timestamp(253_402_300_799, 0) {
+    Some(t) => t,
+    None => panic!("9999-12-31T23:59:59Z is a valid time"),
+};
+
+/// A time a client sent: within [`MIN_TIME`] ..= [`MAX_TIME`].
+pub fn time(field: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>, Error> {
+    if (MIN_TIME..=MAX_TIME).contains(&at) {
+        Ok(at)
+    } else {
+        Err(Error::invalid(
+            field,
+            "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+        ))
+    }
+}
+
 pub fn future_time(field: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), Error> {
+    time(field, at)?;
     if at <= now {
         return Err(Error::invalid(field, "must be in the future"));
+    }
+    Ok(())
+}
+
+/// `at + by`, held within [`MIN_TIME`] ..= [`MAX_TIME`] instead of
+/// overflowing: a lifetime copied by Rotate or a grace period never makes
+/// a time keyward could not store.
+pub fn later_by(at: DateTime<Utc>, by: TimeDelta) -> DateTime<Utc> {
+    match at.checked_add_signed(by) {
+        Some(t) => t.clamp(MIN_TIME, MAX_TIME),
+        None if by < TimeDelta::zero() => MIN_TIME,
+        None => MAX_TIME,
+    }
+}
+
+/// Bounds on limits, so the limit arithmetic (µs in an `i64`, and doubles
+/// in the Redis script) stays exact.
+pub const MAX_RATE_LIMIT: u32 = 1_000_000_000;
+pub const MAX_BURST: u32 = 1_000_000;
+pub const MAX_QUOTA: i64 = 1_000_000_000_000_000;
+pub const MAX_REFILL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
+
+pub fn rate_limit(field: &str, limit: &RateLimit) -> Result<(), Error> {
+    if !(1..=MAX_RATE_LIMIT).contains(&limit.limit) {
+        return Err(Error::invalid(
+            format!("{field}.limit"),
+            format!("must be 1 to {MAX_RATE_LIMIT}"),
+        ));
+    }
+    if !(RateLimit::MIN_PERIOD..=RateLimit::MAX_PERIOD).contains(&limit.period) {
+        return Err(Error::invalid(
+            format!("{field}.period"),
+            "must be 1 ms to 1 day",
+        ));
+    }
+    if u128::from(limit.limit) > limit.period.as_micros() {
+        return Err(Error::invalid(
+            format!("{field}.limit"),
+            "more than one call per microsecond",
+        ));
+    }
+    if !(1..=MAX_BURST).contains(&limit.burst) {
+        return Err(Error::invalid(
+            format!("{field}.burst"),
+            format!("must be 0 to {MAX_BURST} (0 means 1)"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn quota(field: &str, quota: &Quota) -> Result<(), Error> {
+    if !(1..=MAX_QUOTA).contains(&quota.limit) {
+        return Err(Error::invalid(
+            format!("{field}.limit"),
+            format!("must be 1 to {MAX_QUOTA}"),
+        ));
+    }
+    if !(0..=MAX_QUOTA).contains(&quota.refill_amount) {
+        return Err(Error::invalid(
+            format!("{field}.refill_amount"),
+            format!("must be 0 to {MAX_QUOTA}"),
+        ));
+    }
+    if quota.refill_interval > MAX_REFILL_INTERVAL {
+        return Err(Error::invalid(
+            format!("{field}.refill_interval"),
+            "must be at most 366 days",
+        ));
     }
     Ok(())
 }
