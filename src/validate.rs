@@ -333,6 +333,120 @@ mod tests {
     }
 
     #[test]
+    fn times_are_bounded_to_the_documented_range() {
+        assert_eq!(MAX_TIME.to_rfc3339(), "9999-12-31T23:59:59+00:00");
+        assert!(time("t", MAX_TIME).is_ok());
+        assert!(time("t", MIN_TIME).is_ok());
+        let after = MAX_TIME + TimeDelta::seconds(1);
+        assert_eq!(field_of(time("expires_at", after)), "expires_at");
+        let before = MIN_TIME - TimeDelta::microseconds(1);
+        assert_eq!(field_of(time("since", before)), "since");
+        let now = Utc::now();
+        assert_eq!(
+            field_of(future_time(
+                "expires_at",
+                MAX_TIME + TimeDelta::days(1),
+                now
+            )),
+            "expires_at"
+        );
+        assert!(future_time("expires_at", MAX_TIME, now).is_ok());
+    }
+
+    #[test]
+    fn later_by_stays_within_the_range_instead_of_overflowing() {
+        let now = Utc::now();
+        assert_eq!(
+            later_by(now, TimeDelta::hours(1)),
+            now + TimeDelta::hours(1)
+        );
+        assert_eq!(later_by(now, MAX_TIME - MIN_TIME), MAX_TIME);
+        assert_eq!(later_by(DateTime::<Utc>::MAX_UTC, TimeDelta::MAX), MAX_TIME);
+        assert_eq!(later_by(now, TimeDelta::MIN), MIN_TIME);
+    }
+
+    #[test]
+    fn limits_are_bounded_by_field() {
+        use std::time::Duration;
+        let ok = RateLimit {
+            limit: 100,
+            period: Duration::from_secs(1),
+            burst: 10,
+        };
+        assert!(rate_limit("rate_limit", &ok).is_ok());
+        let day = Duration::from_secs(86_400);
+        let most = RateLimit {
+            limit: MAX_RATE_LIMIT,
+            period: day,
+            burst: MAX_BURST,
+        };
+        assert!(rate_limit("rate_limit", &most).is_ok());
+        let field = |l: RateLimit| field_of(rate_limit("rate_limit", &l));
+        assert_eq!(
+            field(RateLimit {
+                burst: MAX_BURST + 1,
+                ..ok
+            }),
+            "rate_limit.burst"
+        );
+        assert_eq!(field(RateLimit { burst: 0, ..ok }), "rate_limit.burst");
+        assert_eq!(
+            field(RateLimit {
+                limit: MAX_RATE_LIMIT + 1,
+                ..most
+            }),
+            "rate_limit.limit"
+        );
+        assert_eq!(field(RateLimit { limit: 0, ..ok }), "rate_limit.limit");
+        assert_eq!(
+            field(RateLimit {
+                limit: 2_000,
+                period: Duration::from_millis(1),
+                ..ok
+            }),
+            "rate_limit.limit",
+            "more than one call per µs"
+        );
+        assert_eq!(
+            field(RateLimit {
+                period: day * 2,
+                ..ok
+            }),
+            "rate_limit.period"
+        );
+
+        let q = Quota {
+            limit: MAX_QUOTA,
+            period: crate::limit::QuotaPeriod::Credits,
+            refill_amount: MAX_QUOTA,
+            refill_interval: MAX_REFILL_INTERVAL,
+        };
+        assert!(quota("quota", &q).is_ok());
+        let field = |q: Quota| field_of(quota("quota", &q));
+        assert_eq!(
+            field(Quota {
+                limit: MAX_QUOTA + 1,
+                ..q
+            }),
+            "quota.limit"
+        );
+        assert_eq!(
+            field(Quota {
+                refill_amount: -1,
+                ..q
+            }),
+            "quota.refill_amount"
+        );
+        assert_eq!(
+            field(Quota {
+                refill_interval: MAX_REFILL_INTERVAL + Duration::from_secs(1),
+                ..q
+            }),
+            "quota.refill_interval"
+        );
+    }
+
+    #[test]
     fn keys_and_ids() {
         assert!(key_length("key", &"k".repeat(512)).is_ok());
         assert_eq!(field_of(key_length("key", &"k".repeat(513))), "key");

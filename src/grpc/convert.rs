@@ -269,6 +269,14 @@ mod tests {
             nanos: -1,
         };
         assert!(from_timestamp("t", &bad).is_err());
+        let at = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
+        assert!(from_timestamp("t", &at(253_402_300_799)).is_ok());
+        for out in [253_402_300_800, -1, 200_000 * 31_556_952] {
+            assert!(
+                matches!(from_timestamp("expires_at", &at(out)), Err(Error::InvalidArgument { field, .. }) if field == "expires_at"),
+                "{out}"
+            );
+        }
     }
 
     #[test]
