@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, RolledUp, Rotated,
-    StoreError, StoredAudit, StoredKey, UsageBucket, UsageCount, UsageQuery,
+    StoreError, StoredAudit, StoredKey, Successor, UsageBucket, UsageCount, UsageQuery, WriteBy,
 };
 use crate::{
     key::{Digest, KeyId},
@@ -88,16 +88,17 @@ impl<R: Reads> KeyStore for ReadsOnly<R> {
         _: &KeyId,
         _: DateTime<Utc>,
         _: &str,
-        _: &AuditEvent,
+        _: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
         unused()
     }
     async fn rotate(
         &self,
         _: &KeyId,
-        _: &NewKey,
         _: DateTime<Utc>,
-        _: &AuditEvent,
+        _: DateTime<Utc>,
+        _: &mut Successor<'_>,
+        _: &WriteBy,
     ) -> Result<Rotated, StoreError> {
         unused()
     }
@@ -106,7 +107,7 @@ impl<R: Reads> KeyStore for ReadsOnly<R> {
         _: &KeyId,
         _: &KeyChanges,
         _: DateTime<Utc>,
-        _: &AuditEvent,
+        _: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
         unused()
     }

@@ -30,8 +30,8 @@ use crate::{
 pub use batch::BatchedReads;
 pub use connect::{StoreOptions, connect};
 pub use model::{
-    AuditAction, AuditEvent, AuditQuery, KeyChanges, KeyStatus, ListQuery, NewKey, StoredAudit,
-    StoredKey,
+    AuditAction, AuditDraft, AuditEvent, AuditQuery, KeyChanges, KeyStatus, ListQuery, NewKey,
+    StoredAudit, StoredKey, WriteBy,
 };
 pub use timeout::TimeoutStore;
 pub use usage::{KeyTotals, RolledUp, UsageBucket, UsageCount, UsageOwner, UsageQuery};
@@ -104,6 +104,9 @@ fn json_opt<T>(value: Option<sqlx::types::Json<T>>) -> Option<T> {
     value.map(|j| j.0)
 }
 
+/// Builds a rotated key's successor from the locked old row.
+pub type Successor<'a> = dyn FnMut(&StoredKey) -> NewKey + Send + 'a;
+
 /// Results of the writes that change a key another replica may have cached.
 #[derive(Debug, Clone)]
 pub struct Rotated {
@@ -150,17 +153,20 @@ pub trait KeyStore: Send + Sync + 'static {
         id: &KeyId,
         at: DateTime<Utc>,
         reason: &str,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError>;
 
-    /// Replaces an active key by `new`, which takes over its label; the old
-    /// key is revoked at `old_revoked_at` (now + grace).
+    /// Replaces an active key by the one `successor` builds from the locked
+    /// row (so it copies the key as it is, not as an earlier read saw it),
+    /// which takes over its label; the old key is revoked at
+    /// `old_revoked_at` (now + grace).
     async fn rotate(
         &self,
         old: &KeyId,
-        new: &NewKey,
+        now: DateTime<Utc>,
         old_revoked_at: DateTime<Utc>,
-        audit: &AuditEvent,
+        successor: &mut Successor<'_>,
+        by: &WriteBy,
     ) -> Result<Rotated, StoreError>;
 
     /// Applies `changes` to an active or expired key.
@@ -169,7 +175,7 @@ pub trait KeyStore: Send + Sync + 'static {
         id: &KeyId,
         changes: &KeyChanges,
         now: DateTime<Utc>,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError>;
 
     /// Audit events matching the query, newest first.

@@ -13,8 +13,8 @@ use sqlx::{
 
 use super::{
     AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, PoolStats,
-    RolledUp, Rotated, StoreError, StoreOptions, StoredAudit, StoredKey, UsageBucket, UsageCount,
-    UsageQuery, cidr_texts, json_opt, label_conflict, parse_cidrs, sql,
+    RolledUp, Rotated, StoreError, StoreOptions, StoredAudit, StoredKey, Successor, UsageBucket,
+    UsageCount, UsageQuery, WriteBy, cidr_texts, json_opt, label_conflict, parse_cidrs, sql,
     writes::{self, WriteTx},
 };
 use crate::{
@@ -261,19 +261,20 @@ impl KeyStore for PgStore {
         id: &KeyId,
         at: DateTime<Utc>,
         reason: &str,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
-        writes::revoke(self.begin().await?, id, at, reason, audit).await
+        writes::revoke(self.begin().await?, id, at, reason, by).await
     }
 
     async fn rotate(
         &self,
         old: &KeyId,
-        new: &NewKey,
+        now: DateTime<Utc>,
         old_revoked_at: DateTime<Utc>,
-        audit: &AuditEvent,
+        successor: &mut Successor<'_>,
+        by: &WriteBy,
     ) -> Result<Rotated, StoreError> {
-        writes::rotate(self.begin().await?, old, new, old_revoked_at, audit).await
+        writes::rotate(self.begin().await?, old, now, old_revoked_at, successor, by).await
     }
 
     async fn update(
@@ -281,9 +282,9 @@ impl KeyStore for PgStore {
         id: &KeyId,
         changes: &KeyChanges,
         now: DateTime<Utc>,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
-        writes::update(self.begin().await?, id, changes, now, audit).await
+        writes::update(self.begin().await?, id, changes, now, by).await
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {

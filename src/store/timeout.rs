@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, RolledUp, Rotated,
-    StoreError, StoredAudit, StoredKey, UsageBucket, UsageCount, UsageQuery,
+    StoreError, StoredAudit, StoredKey, Successor, UsageBucket, UsageCount, UsageQuery, WriteBy,
 };
 use crate::{
     key::{Digest, KeyId},
@@ -83,21 +83,22 @@ impl KeyStore for TimeoutStore {
         id: &KeyId,
         at: DateTime<Utc>,
         reason: &str,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
-        bounded(self.other, self.inner.revoke(id, at, reason, audit)).await
+        bounded(self.other, self.inner.revoke(id, at, reason, by)).await
     }
 
     async fn rotate(
         &self,
         old: &KeyId,
-        new: &NewKey,
+        now: DateTime<Utc>,
         old_revoked_at: DateTime<Utc>,
-        audit: &AuditEvent,
+        successor: &mut Successor<'_>,
+        by: &WriteBy,
     ) -> Result<Rotated, StoreError> {
         bounded(
             self.other,
-            self.inner.rotate(old, new, old_revoked_at, audit),
+            self.inner.rotate(old, now, old_revoked_at, successor, by),
         )
         .await
     }
@@ -107,9 +108,9 @@ impl KeyStore for TimeoutStore {
         id: &KeyId,
         changes: &KeyChanges,
         now: DateTime<Utc>,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
-        bounded(self.other, self.inner.update(id, changes, now, audit)).await
+        bounded(self.other, self.inner.update(id, changes, now, by)).await
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {

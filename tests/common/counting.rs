@@ -12,7 +12,8 @@ use keyward::{
     record::KeyRecord,
     store::{
         AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, RolledUp,
-        Rotated, StoreError, StoredAudit, StoredKey, UsageBucket, UsageCount, UsageQuery,
+        Rotated, StoreError, StoredAudit, StoredKey, Successor, UsageBucket, UsageCount,
+        UsageQuery, WriteBy,
     },
 };
 
@@ -85,21 +86,24 @@ impl KeyStore for CountingStore {
         id: &KeyId,
         at: DateTime<Utc>,
         reason: &str,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
         self.count();
-        self.inner.revoke(id, at, reason, audit).await
+        self.inner.revoke(id, at, reason, by).await
     }
 
     async fn rotate(
         &self,
         old: &KeyId,
-        new: &NewKey,
+        now: DateTime<Utc>,
         old_revoked_at: DateTime<Utc>,
-        audit: &AuditEvent,
+        successor: &mut Successor<'_>,
+        by: &WriteBy,
     ) -> Result<Rotated, StoreError> {
         self.count();
-        self.inner.rotate(old, new, old_revoked_at, audit).await
+        self.inner
+            .rotate(old, now, old_revoked_at, successor, by)
+            .await
     }
 
     async fn update(
@@ -107,10 +111,10 @@ impl KeyStore for CountingStore {
         id: &KeyId,
         changes: &KeyChanges,
         now: DateTime<Utc>,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
         self.count();
-        self.inner.update(id, changes, now, audit).await
+        self.inner.update(id, changes, now, by).await
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
