@@ -31,7 +31,7 @@ pub struct Known {
     capacity: usize,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     latest: HashMap<Digest, i64>,
     /// In the order recorded, for expiry and the capacity bound.
@@ -92,6 +92,16 @@ impl Known {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            latest: HashMap::new(),
+            order: VecDeque::new(),
+            floor: i64::MIN,
+        }
     }
 }
 
