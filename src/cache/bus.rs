@@ -24,20 +24,35 @@ pub struct Invalidation {
     pub digest: Digest,
     /// When the change committed (µs since the epoch).
     pub at: i64,
+    /// The key was created, not narrowed: nothing older can allow too much,
+    /// so receivers only evict (a cached "no such key").
+    pub created: bool,
 }
+
+const CREATED: &str = ":new";
 
 impl Invalidation {
     pub fn encode(&self) -> String {
-        format!("{}:{}", hex::encode(self.digest.as_bytes()), self.at)
+        let created = if self.created { CREATED } else { "" };
+        format!(
+            "{}:{}{created}",
+            hex::encode(self.digest.as_bytes()),
+            self.at
+        )
     }
 
     pub fn decode(text: &str) -> Option<Self> {
+        let (text, created) = match text.strip_suffix(CREATED) {
+            Some(rest) => (rest, true),
+            None => (text, false),
+        };
         let (digest, at) = text.split_once(':')?;
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(digest, &mut bytes).ok()?;
         Some(Self {
             digest: Digest::from_bytes(bytes),
             at: at.parse().ok()?,
+            created,
         })
     }
 }
@@ -287,10 +302,16 @@ mod tests {
 
     #[test]
     fn invalidations_round_trip() {
-        let invalidation = Invalidation {
+        let mut invalidation = Invalidation {
             digest: Digest::from_bytes([0xab; 32]),
             at: 1_700_000_000_123_456,
+            created: false,
         };
+        assert_eq!(
+            Invalidation::decode(&invalidation.encode()),
+            Some(invalidation)
+        );
+        invalidation.created = true;
         assert_eq!(
             Invalidation::decode(&invalidation.encode()),
             Some(invalidation)

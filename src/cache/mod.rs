@@ -364,6 +364,7 @@ impl KeyLookup {
             .publish(Invalidation {
                 digest: *digest,
                 at,
+                created: false,
             })
             .await;
     }
@@ -381,14 +382,17 @@ impl KeyLookup {
             .publish(Invalidation {
                 digest: *digest,
                 at,
+                created: true,
             })
             .await;
     }
 
     /// Applies an invalidation another replica made (bus or outbox).
     pub async fn apply(&self, invalidation: &Invalidation) {
-        self.known
-            .record(&invalidation.digest, invalidation.at, now_micros());
+        if !invalidation.created {
+            self.known
+                .record(&invalidation.digest, invalidation.at, now_micros());
+        }
         self.evict_local(&invalidation.digest).await;
     }
 

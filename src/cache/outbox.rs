@@ -149,6 +149,7 @@ impl OutboxTail {
                 let invalidation = Invalidation {
                     digest: row.digest,
                     at: row.at,
+                    created: false,
                 };
                 self.lookup.apply(&invalidation).await;
                 let lag = (now_micros() - row.at).max(0);
