@@ -165,8 +165,8 @@ pub struct Config {
     #[arg(long, env = "KEYWARD_L1_CAPACITY", default_value_t = 1_000_000)]
     pub l1_capacity: u64,
 
-    /// How long L1 keeps a known key. Bounds how long a lost invalidation can
-    /// leave a revoked key usable on one replica.
+    /// How long L1 keeps a known key without asking the tiers below. A lost
+    /// invalidation is bounded by --revocation-bound, not by this.
     #[arg(long, env = "KEYWARD_L1_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub l1_ttl: Duration,
 
