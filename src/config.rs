@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::{
     authz,
-    cache::{LocalOptions, RedisOptions},
+    cache::{LocalOptions, RedisOptions, RevocationOptions},
     store::StoreOptions,
     tls::TlsFiles,
 };
@@ -165,8 +165,8 @@ pub struct Config {
     #[arg(long, env = "KEYWARD_L1_CAPACITY", default_value_t = 1_000_000)]
     pub l1_capacity: u64,
 
-    /// How long L1 keeps a known key. Bounds how long a lost invalidation can
-    /// leave a revoked key usable on one replica.
+    /// How long L1 keeps a known key without asking the tiers below. A lost
+    /// invalidation is bounded by --revocation-bound, not by this.
     #[arg(long, env = "KEYWARD_L1_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub l1_ttl: Duration,
 
@@ -210,6 +210,20 @@ pub struct Config {
     /// Connections in the Redis pool.
     #[arg(long, env = "KEYWARD_REDIS_POOL_SIZE", default_value_t = 16)]
     pub redis_pool_size: usize,
+
+    /// After a revoke, rotate or update returns OK, no replica allows what
+    /// it forbids after this long, whatever Redis or the bus do: each
+    /// replica reads the invalidation outbox every quarter of it, and stops
+    /// trusting its caches when it could not for this long.
+    #[arg(long, env = "KEYWARD_REVOCATION_BOUND", default_value = "1s", value_parser = positive_duration)]
+    pub revocation_bound: Duration,
+
+    /// How far the clocks of any two replicas may disagree. Cached answers
+    /// are stamped with one replica's clock and compared with invalidations
+    /// stamped by another's; too small a value can let a stale answer
+    /// through, too large costs store reads after each write.
+    #[arg(long, env = "KEYWARD_CLOCK_SKEW", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub clock_skew: Duration,
 
     /// Address of the HTTP side port serving Prometheus metrics at
     /// `/metrics` (e.g. `0.0.0.0:9090`); unset, no metrics are kept.
@@ -300,6 +314,24 @@ impl Config {
         })
     }
 
+    pub fn revocation_options(&self) -> RevocationOptions {
+        RevocationOptions {
+            bound: self.revocation_bound,
+            // A write that returned OK committed within the database timeout
+            // of its time; a read in between saw the old row.
+            margin: self.clock_skew + self.database.database_timeout,
+        }
+    }
+
+    /// The longest a cached answer can be offered: the Redis TTL, or as a
+    /// stale answer while the store is down.
+    pub fn longest_cached(&self) -> Duration {
+        match self.redis_url {
+            Some(_) => self.redis_ttl.max(self.max_staleness),
+            None => self.max_staleness,
+        }
+    }
+
     /// Parses flags as `keyward serve` would, ignoring the process's
     /// arguments (for tests and embedding).
     pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
@@ -332,6 +364,13 @@ mod tests {
                 || std::env::var("KEYWARD_DATABASE_URL").is_ok()
         );
         assert_eq!(config.l1_ttl, Duration::from_secs(10));
+        if std::env::var_os("KEYWARD_REVOCATION_BOUND").is_none() {
+            assert_eq!(config.revocation_bound, Duration::from_secs(1));
+            assert_eq!(
+                config.revocation_options().interval(),
+                Duration::from_millis(250)
+            );
+        }
     }
 
     #[test]

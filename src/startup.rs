@@ -15,7 +15,7 @@ use crate::{
     admin::Admin,
     authz::Authz,
     cache::{
-        KeyLookup, LocalBus, Publisher, RedisCache,
+        KeyLookup, LocalBus, OutboxTail, Publisher, RedisCache,
         bus::{PostgresBus, RedisBus},
     },
     config::Config,
@@ -108,6 +108,7 @@ impl Application {
         }
         let stopping = CancellationToken::new();
         let lookup = Self::build_lookup(&config, store.clone(), &stopping)?;
+        Self::start_revocation(&config, store.clone(), &lookup, &stopping).await;
         let limiter = Limiter::new(
             lookup
                 .l2()
@@ -152,6 +153,7 @@ impl Application {
         stopping: &CancellationToken,
     ) -> anyhow::Result<Arc<KeyLookup>> {
         let l1 = config.l1_options();
+        let revocation = config.revocation_options();
         let database_url = config.database.database_url.expose();
         if let Some(redis) = config.redis_options() {
             let l2 = Arc::new(RedisCache::new(redis.clone()).map_err(anyhow::Error::msg)?);
@@ -159,7 +161,9 @@ impl Application {
                 RedisBus::new(&redis.url, &redis.namespace, redis.timeout)
                     .map_err(anyhow::Error::msg)?,
             );
-            let lookup = Arc::new(KeyLookup::new(store, &l1, Some(l2), bus.clone()));
+            let lookup = Arc::new(
+                KeyLookup::new(store, &l1, Some(l2), bus.clone()).with_revocation(&revocation),
+            );
             bus.subscribe(lookup.clone(), stopping.clone());
             return Ok(lookup);
         }
@@ -172,12 +176,41 @@ impl Application {
                 )
                 .map_err(anyhow::Error::msg)?,
             );
-            let lookup = Arc::new(KeyLookup::new(store, &l1, None, bus.clone()));
+            let lookup = Arc::new(
+                KeyLookup::new(store, &l1, None, bus.clone()).with_revocation(&revocation),
+            );
             bus.subscribe(lookup.clone(), stopping.clone());
             return Ok(lookup);
         }
         let bus: Arc<dyn Publisher> = Arc::new(LocalBus);
-        Ok(Arc::new(KeyLookup::new(store, &l1, None, bus)))
+        Ok(Arc::new(
+            KeyLookup::new(store, &l1, None, bus).with_revocation(&revocation),
+        ))
+    }
+
+    /// Seeds the known invalidations and tails the outbox (see
+    /// `cache::outbox`), and retries tombstones Redis did not take. A store
+    /// that cannot be read yet is no reason not to start: until the tail
+    /// succeeds, cached answers are not trusted.
+    async fn start_revocation(
+        config: &Config,
+        store: Arc<dyn KeyStore>,
+        lookup: &Arc<KeyLookup>,
+        stopping: &CancellationToken,
+    ) {
+        let mut tail = OutboxTail::new(
+            store,
+            lookup.clone(),
+            config.revocation_options(),
+            config.longest_cached(),
+        );
+        if let Err(error) = tail.round().await {
+            tracing::warn!(%error, "cannot read the invalidation outbox yet; retrying");
+        }
+        tail.spawn(stopping.clone());
+        if let Some(l2) = lookup.l2() {
+            l2.retry_tombstones(stopping.clone());
+        }
     }
 
     pub fn port(&self) -> u16 {

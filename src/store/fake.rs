@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, RolledUp, Rotated,
-    StoreError, StoredAudit, StoredKey, Successor, UsageBucket, UsageCount, UsageQuery, WriteBy,
+    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, OutboxRow,
+    RolledUp, Rotated, StoreError, StoredAudit, StoredKey, Successor, UsageBucket, UsageCount,
+    UsageQuery, WriteBy,
 };
 use crate::{
     key::{Digest, KeyId},
@@ -128,6 +129,15 @@ impl<R: Reads> KeyStore for ReadsOnly<R> {
         _: DateTime<Utc>,
         _: DateTime<Utc>,
     ) -> Result<RolledUp, StoreError> {
+        unused()
+    }
+    async fn invalidations_after(&self, _: i64, _: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        unused()
+    }
+    async fn invalidations_start(&self, _: DateTime<Utc>) -> Result<i64, StoreError> {
+        unused()
+    }
+    async fn prune_invalidations(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
         unused()
     }
 }

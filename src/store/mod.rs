@@ -10,6 +10,7 @@ mod connect;
 #[cfg(test)]
 pub(crate) mod fake;
 mod model;
+mod outbox;
 pub mod postgres;
 mod postgres_usage;
 mod sql;
@@ -33,6 +34,7 @@ pub use model::{
     AuditAction, AuditDraft, AuditEvent, AuditQuery, KeyChanges, KeyStatus, ListQuery, NewKey,
     StoredAudit, StoredKey, WriteBy,
 };
+pub use outbox::OutboxRow;
 pub use timeout::TimeoutStore;
 pub use usage::{KeyTotals, RolledUp, UsageBucket, UsageCount, UsageOwner, UsageQuery};
 
@@ -209,6 +211,20 @@ pub trait KeyStore: Send + Sync + 'static {
         minutes_before: DateTime<Utc>,
         hours_before: DateTime<Utc>,
     ) -> Result<RolledUp, StoreError>;
+
+    /// Outbox rows with a seq above `after`, in seq order, at most `limit`.
+    async fn invalidations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Where a tail must start (the seq before the first row) to see every
+    /// outbox row written after `since`.
+    async fn invalidations_start(&self, since: DateTime<Utc>) -> Result<i64, StoreError>;
+
+    /// Deletes outbox rows written before `before`; how many went.
+    async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Connections in the pool, for the metrics; `None` if not pooled.
     fn pool_stats(&self) -> Option<PoolStats> {

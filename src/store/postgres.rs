@@ -12,9 +12,10 @@ use sqlx::{
 };
 
 use super::{
-    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, PoolStats,
-    RolledUp, Rotated, StoreError, StoreOptions, StoredAudit, StoredKey, Successor, UsageBucket,
-    UsageCount, UsageQuery, WriteBy, cidr_texts, json_opt, label_conflict, parse_cidrs, sql,
+    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, OutboxRow,
+    PoolStats, RolledUp, Rotated, StoreError, StoreOptions, StoredAudit, StoredKey, Successor,
+    UsageBucket, UsageCount, UsageQuery, WriteBy, cidr_texts, json_opt, label_conflict,
+    parse_cidrs, sql,
     writes::{self, WriteTx},
 };
 use crate::{
@@ -173,6 +174,10 @@ impl WriteTx for PgTx {
         .execute(&mut *self.0)
         .await?;
         Ok(())
+    }
+
+    async fn invalidate(&mut self, digest: &Digest, at: DateTime<Utc>) -> Result<(), StoreError> {
+        super::outbox::pg_record(&mut self.0, digest, at).await
     }
 
     async fn commit(self) -> Result<(), StoreError> {
@@ -336,6 +341,22 @@ impl KeyStore for PgStore {
         hours_before: DateTime<Utc>,
     ) -> Result<RolledUp, StoreError> {
         super::postgres_usage::roll_up(&self.pool, minutes_before, hours_before).await
+    }
+
+    async fn invalidations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        super::outbox::pg_after(&self.pool, after, limit).await
+    }
+
+    async fn invalidations_start(&self, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        super::outbox::pg_start(&self.pool, since).await
+    }
+
+    async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        super::outbox::pg_prune(&self.pool, before).await
     }
 
     fn pool_stats(&self) -> Option<PoolStats> {

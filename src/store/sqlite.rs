@@ -17,9 +17,10 @@ use sqlx::{
 };
 
 use super::{
-    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, PoolStats,
-    RolledUp, Rotated, StoreError, StoreOptions, StoredAudit, StoredKey, Successor, UsageBucket,
-    UsageCount, UsageQuery, WriteBy, cidr_texts, json_opt, label_conflict, parse_cidrs, sql,
+    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, OutboxRow,
+    PoolStats, RolledUp, Rotated, StoreError, StoreOptions, StoredAudit, StoredKey, Successor,
+    UsageBucket, UsageCount, UsageQuery, WriteBy, cidr_texts, json_opt, label_conflict,
+    parse_cidrs, sql,
     writes::{self, WriteTx},
 };
 use crate::{
@@ -177,6 +178,10 @@ impl WriteTx for SqliteTx {
         Ok(())
     }
 
+    async fn invalidate(&mut self, digest: &Digest, at: DateTime<Utc>) -> Result<(), StoreError> {
+        super::outbox::sqlite_record(&mut self.0, digest, at).await
+    }
+
     async fn commit(self) -> Result<(), StoreError> {
         self.0.commit().await?;
         Ok(())
@@ -324,6 +329,22 @@ impl KeyStore for SqliteStore {
         hours_before: DateTime<Utc>,
     ) -> Result<RolledUp, StoreError> {
         super::sqlite_usage::roll_up(&self.pool, minutes_before, hours_before).await
+    }
+
+    async fn invalidations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        super::outbox::sqlite_after(&self.pool, after, limit).await
+    }
+
+    async fn invalidations_start(&self, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        super::outbox::sqlite_start(&self.pool, since).await
+    }
+
+    async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        super::outbox::sqlite_prune(&self.pool, before).await
     }
 
     fn pool_stats(&self) -> Option<PoolStats> {

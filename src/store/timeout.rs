@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, RolledUp, Rotated,
-    StoreError, StoredAudit, StoredKey, Successor, UsageBucket, UsageCount, UsageQuery, WriteBy,
+    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, OutboxRow,
+    RolledUp, Rotated, StoreError, StoredAudit, StoredKey, Successor, UsageBucket, UsageCount,
+    UsageQuery, WriteBy,
 };
 use crate::{
     key::{Digest, KeyId},
@@ -145,6 +146,22 @@ impl KeyStore for TimeoutStore {
         hours_before: DateTime<Utc>,
     ) -> Result<RolledUp, StoreError> {
         self.inner.roll_up_usage(minutes_before, hours_before).await
+    }
+
+    async fn invalidations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        bounded(self.other, self.inner.invalidations_after(after, limit)).await
+    }
+
+    async fn invalidations_start(&self, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        bounded(self.other, self.inner.invalidations_start(since)).await
+    }
+
+    async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        bounded(self.other, self.inner.prune_invalidations(before)).await
     }
 
     fn pool_stats(&self) -> Option<super::PoolStats> {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{
     AuditEvent, KeyChanges, KeyStatus, NewKey, Rotated, StoreError, StoredKey, Successor, WriteBy,
 };
-use crate::key::KeyId;
+use crate::key::{Digest, KeyId};
 
 /// One open write transaction. Dropping it without `commit` rolls back.
 #[async_trait]
@@ -28,6 +28,9 @@ pub(super) trait WriteTx: Send + Sized {
     /// only while the key is active at `now`.
     async fn save(&mut self, key: &StoredKey, now: DateTime<Utc>) -> Result<(), StoreError>;
     async fn audit(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Records in the outbox that the key with `digest` changed at `at`.
+    /// Called last before the commit: on Postgres it takes the outbox lock.
+    async fn invalidate(&mut self, digest: &Digest, at: DateTime<Utc>) -> Result<(), StoreError>;
     async fn commit(self) -> Result<(), StoreError>;
     async fn rollback(self) -> Result<(), StoreError>;
 }
@@ -61,6 +64,7 @@ pub(super) async fn revoke(
         }
         tx.save(&key, at).await?;
         tx.audit(&by.audit.for_key(&key)).await?;
+        tx.invalidate(&key.digest, at).await?;
         Ok(Ok(key))
     })
     .await
@@ -83,6 +87,7 @@ pub(super) async fn rotate(
         tx.save(&previous, now).await?;
         tx.insert(&new).await?;
         tx.audit(&by.audit.for_key(&previous)).await?;
+        tx.invalidate(&previous.digest, now).await?;
         Ok(Some(Rotated {
             new: new.to_stored(),
             old: previous,
@@ -108,6 +113,7 @@ pub(super) async fn update(
         }
         tx.save(&key, now).await?;
         tx.audit(&by.audit.for_key(&key)).await?;
+        tx.invalidate(&key.digest, now).await?;
         Ok(Some(key))
     })
     .await
@@ -231,7 +237,6 @@ fn retire(old: &mut StoredKey, new_id: &KeyId, until: DateTime<Utc>, now: DateTi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::Digest;
     use chrono::Duration;
 
     fn key() -> StoredKey {
