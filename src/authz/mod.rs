@@ -8,6 +8,8 @@
 
 pub mod answer;
 pub mod credential;
+pub mod path;
+mod pattern;
 pub mod routes;
 pub mod settings;
 
@@ -17,6 +19,7 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
+use self::{credential::Key, routes::Route};
 use crate::{
     cache::LookupError,
     decision::Reason,
@@ -105,23 +108,33 @@ impl Authz {
         C: Fields + ?Sized,
     {
         let observe = self.observe(input.context);
-        let credential = self.settings.sources.extract(input.headers, input.path);
-        let strip = credential
-            .filter(|_| self.settings.strip_credential)
-            .map(|c| c.source);
-        let key = credential.map_or("", |c| c.key);
+        let presented = self.settings.sources.extract(input.headers, input.path);
+        let strip = if self.settings.strip_credential {
+            presented.sources.clone()
+        } else {
+            Vec::new()
+        };
+        let refuse = |why: Why, strip| {
+            let answer = Answer::new(why, None, observe, strip);
+            log(&answer, input);
+            Ok(answer)
+        };
+        if presented.key == Key::Ambiguous {
+            return refuse(Why::AmbiguousCredential, strip);
+        }
+        let key = presented.key();
 
         let required = match input.context.field(SCOPES_EXTENSION) {
             Some(list) => Required::Listed(list),
-            None if self.settings.routes.is_empty() => Required::Nothing,
-            None if !routes::is_normal(input.path) => {
-                let answer = Answer::new(Why::PathNotNormal, None, observe, strip);
-                log(&answer, input);
-                return Ok(answer);
-            }
-            None => match self.settings.routes.find(input.method, input.path) {
-                Some(rule) => Required::Rule(rule.scopes()),
-                None => Required::Nothing,
+            None if !self.settings.routes.apply() => Required::Nothing,
+            None => match self.settings.routes.route(input.method, input.path) {
+                Ok(Route::Scopes(scopes)) => Required::Rule(scopes),
+                Ok(Route::AnyValidKey) => Required::Nothing,
+                Ok(Route::Deny) => Required::Unrouted,
+                Err(error) => {
+                    tracing::debug!(error = error.as_str(), "check: path has no canonical form");
+                    return refuse(Why::PathNotNormal, strip);
+                }
             },
         };
         let client = client_ip(input.headers, input.peer, self.settings.xff_trusted_hops);
@@ -131,12 +144,18 @@ impl Authz {
                 self.verifier.verify(key, &scopes, client).await
             }
             Required::Rule(scopes) => self.verifier.verify(key, scopes, client).await,
-            Required::Nothing => self.verifier.verify::<&str>(key, &[], client).await,
+            Required::Nothing | Required::Unrouted => {
+                self.verifier.verify::<&str>(key, &[], client).await
+            }
         };
         let answer = match verdict {
             Ok(verdict) => {
                 let retry_after = retry_after(&verdict);
-                Answer::new(Why::Key(verdict.reason), verdict.record, observe, strip).with_limits(
+                let why = match verdict.reason {
+                    Reason::Ok if required == Required::Unrouted => Why::NoRoute,
+                    reason => Why::Key(reason),
+                };
+                Answer::new(why, verdict.record, observe, strip).with_limits(
                     verdict.tier,
                     retry_after,
                     verdict.quota_remaining,
@@ -206,7 +225,7 @@ fn log<H: ?Sized, C: ?Sized>(answer: &Answer<'_>, input: &CheckInput<'_, H, C>) 
         reason = answer.why.as_str(),
         observe = answer.observe,
         method = input.method,
-        path = routes::path_only(input.path),
+        path = path::without_query(input.path),
         "check"
     );
 }
