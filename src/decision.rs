@@ -245,9 +245,19 @@ mod tests {
         for r in [&v4_net, &mapped_net] {
             for ip in ["10.1.2.3", "::ffff:10.1.2.3", "::FFFF:a01:203"] {
                 let ip: IpAddr = ip.parse().unwrap();
-                assert_eq!(decide(Some(r), &no_scopes, Some(ip), now()), Reason::Ok, "{ip} in {:?}", r.cidrs);
+                assert_eq!(
+                    decide(Some(r), &no_scopes, Some(ip), now()),
+                    Reason::Ok,
+                    "{ip} in {:?}",
+                    r.cidrs
+                );
             }
-            for ip in ["11.1.2.3", "::ffff:11.1.2.3", "::10.1.2.3", "2001:db8::a01:203"] {
+            for ip in [
+                "11.1.2.3",
+                "::ffff:11.1.2.3",
+                "::10.1.2.3",
+                "2001:db8::a01:203",
+            ] {
                 let ip: IpAddr = ip.parse().unwrap();
                 assert_eq!(
                     decide(Some(r), &no_scopes, Some(ip), now()),

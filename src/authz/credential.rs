@@ -300,7 +300,11 @@ mod tests {
         let c = on.extract(&h, "/");
         assert_eq!(c.key, Key::Ambiguous);
         assert_eq!(c.key(), "", "nothing to verify");
-        assert_eq!(c.sources.len(), 2, "both are still stripped in observe mode");
+        assert_eq!(
+            c.sources.len(),
+            2,
+            "both are still stripped in observe mode"
+        );
         let h = headers(&[("x-api-key", "acme_b")]);
         assert_eq!(key_of(&on, &h, "/?api_key=acme_c"), Key::Ambiguous);
         let none = headers(&[]);

@@ -223,18 +223,7 @@ fn is_reserved(b: u8) -> bool {
 fn is_path_delimiter(b: u8) -> bool {
     matches!(
         b,
-        b'/' | b':'
-            | b'@'
-            | b'!'
-            | b'$'
-            | b'&'
-            | b'\''
-            | b'('
-            | b')'
-            | b'*'
-            | b'+'
-            | b','
-            | b'='
+        b'/' | b':' | b'@' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'='
     )
 }
 

@@ -33,7 +33,6 @@ pub struct RuleSpec {
     pub scopes: Vec<String>,
 }
 
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     methods: Option<Vec<String>>,
@@ -142,7 +141,6 @@ fn check_path_syntax(field: &str, path: &str) -> Result<(), String> {
         )),
     }
 }
-
 
 /// What a request with no matching rule needs (`default_route`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -337,12 +335,15 @@ mod tests {
         assert!(err(rule(None, None, Some("/a?b=1"))).contains("query"));
         assert!(err(rule(Some(&[]), Some("/a"), None)).contains("methods"));
         assert!(err(rule(Some(&["GE T"]), Some("/a"), None)).contains("not an HTTP method"));
-        let bad_scope = Rule::compile(RuleSpec {
-            methods: None,
-            path_prefix: Some("/a".into()),
-            path: None,
-            scopes: vec!["bad scope".into()],
-        }, true);
+        let bad_scope = Rule::compile(
+            RuleSpec {
+                methods: None,
+                path_prefix: Some("/a".into()),
+                path: None,
+                scopes: vec!["bad scope".into()],
+            },
+            true,
+        );
         assert!(err(bad_scope).contains("scopes: \"bad scope\""));
     }
 
@@ -386,7 +387,10 @@ mod tests {
     fn case_sensitive_rules_compare_letters_exactly() {
         let rules = guarded(DefaultRoute::AnyValidKey, true);
         assert_eq!(rules.route("GET", "/ADMIN/x"), Ok(Route::AnyValidKey));
-        assert!(matches!(rules.route("GET", "/admin/x"), Ok(Route::Scopes(_))));
+        assert!(matches!(
+            rules.route("GET", "/admin/x"),
+            Ok(Route::Scopes(_))
+        ));
     }
 
     #[test]

@@ -233,7 +233,10 @@ mod tests {
         assert_eq!(strict.routes.route("GET", "/a"), Ok(Route::Deny));
         assert_eq!(strict.routes.route("GET", "/A"), Ok(Route::Scopes(&[])));
         let err = parse("default_route = \"allow\"").unwrap_err();
-        assert!(err.contains("any_valid_key") && err.contains("deny"), "{err}");
+        assert!(
+            err.contains("any_valid_key") && err.contains("deny"),
+            "{err}"
+        );
     }
 
     #[test]
