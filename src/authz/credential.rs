@@ -68,10 +68,10 @@ pub struct Presented<'a> {
     pub sources: Vec<Source<'a>>,
 }
 
-impl Presented<'_> {
+impl<'a> Presented<'a> {
     /// The key to verify; `""` (missing) when there is none. Ambiguity is
     /// decided by the caller before this matters.
-    pub fn key(&self) -> &str {
+    pub fn key(&self) -> &'a str {
         match self.key {
             Key::One(key) => key,
             Key::None | Key::Ambiguous => "",

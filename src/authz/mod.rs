@@ -109,8 +109,9 @@ impl Authz {
     {
         let observe = self.observe(input.context);
         let presented = self.settings.sources.extract(input.headers, input.path);
+        let key = presented.key();
         let strip = if self.settings.strip_credential {
-            presented.sources.clone()
+            presented.sources
         } else {
             Vec::new()
         };
@@ -122,7 +123,6 @@ impl Authz {
         if presented.key == Key::Ambiguous {
             return refuse(Why::AmbiguousCredential, strip);
         }
-        let key = presented.key();
 
         let required = match input.context.field(SCOPES_EXTENSION) {
             Some(list) => Required::Listed(list),
