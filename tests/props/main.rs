@@ -3,7 +3,7 @@
 //! credential headers, and the config file. Each property runs a bounded
 //! number of cases (`CASES` in each module) so the whole binary takes well
 //! under a minute in CI; a failing case is saved under
-//! `proptest-regressions/props/` and replayed first on every later run.
+//! `tests/proptest-regressions/` and replayed first on every later run.
 
 mod config;
 mod credential;
