@@ -152,6 +152,37 @@ async fn writes_stay_guarded_whatever_the_method_case_or_path_spelling() {
 }
 
 #[tokio::test]
+async fn a_method_override_cannot_turn_a_read_into_an_unchecked_write() {
+    let db = TestDb::sqlite();
+    let mut keys = Keys::start(&db, RULES, None).await;
+    let (reader, _) = keys.issue("reader", &["orders:read"], None).await;
+    let mut client = keys.authz().await;
+    for name in [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    ] {
+        let response = check(
+            &mut client,
+            get("/orders/1").key(&reader).header(name, "delete"),
+        )
+        .await;
+        assert_eq!(status(denied(&response)), 400, "{name}");
+        assert_eq!(
+            meta(&response, "reason").as_deref(),
+            Some("method_override")
+        );
+    }
+    // An override that lands on the same rule changes nothing.
+    for (path, method) in [("/orders/1", "HEAD"), ("/public", "POST")] {
+        let req = get(path)
+            .key(&reader)
+            .header("x-http-method-override", method);
+        assert_eq!(code(&check(&mut client, req).await), 200, "{path} {method}");
+    }
+}
+
+#[tokio::test]
 async fn default_route_deny_refuses_what_no_rule_names() {
     let db = TestDb::sqlite();
     let config = RULES.replace(

@@ -105,6 +105,8 @@ pub enum Why {
     PathNotNormal,
     /// Credential sources hold different keys.
     AmbiguousCredential,
+    /// A method-override header names a method another rule applies to.
+    MethodOverride,
     /// A valid key, but no route rule matches and `default_route = "deny"`.
     NoRoute,
     /// No tier could look the key up (only answered in observe mode; in
@@ -118,6 +120,7 @@ impl Why {
             Why::Key(reason) => reason.as_str(),
             Why::PathNotNormal => "path_not_normal",
             Why::AmbiguousCredential => "ambiguous_credential",
+            Why::MethodOverride => "method_override",
             Why::NoRoute => "no_route",
             Why::Unavailable => "unavailable",
         }
@@ -126,7 +129,7 @@ impl Why {
     fn refusal(self) -> Option<Refusal> {
         match self {
             Why::Key(reason) => Refusal::for_reason(reason),
-            Why::PathNotNormal => Some(Refusal::BadRequest),
+            Why::PathNotNormal | Why::MethodOverride => Some(Refusal::BadRequest),
             // Looks like any other bad key to the client.
             Why::AmbiguousCredential => Some(Refusal::Unauthorized),
             Why::NoRoute => Some(Refusal::Forbidden),

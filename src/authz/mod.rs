@@ -50,6 +50,13 @@ impl Fields for HashMap<String, String> {
     }
 }
 
+/// Headers some frameworks take as the method instead of the request's own.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 /// What a check looks at.
 pub struct CheckInput<'a, H: ?Sized, C: ?Sized> {
     pub method: &'a str,
@@ -127,14 +134,11 @@ impl Authz {
         let required = match input.context.field(SCOPES_EXTENSION) {
             Some(list) => Required::Listed(list),
             None if !self.settings.routes.apply() => Required::Nothing,
-            None => match self.settings.routes.route(input.method, input.path) {
+            None => match self.route(input) {
                 Ok(Route::Scopes(scopes)) => Required::Rule(scopes),
                 Ok(Route::AnyValidKey) => Required::Nothing,
                 Ok(Route::Deny) => Required::Unrouted,
-                Err(error) => {
-                    tracing::debug!(error = error.as_str(), "check: path has no canonical form");
-                    return refuse(Why::PathNotNormal, strip);
-                }
+                Err(why) => return refuse(why, strip),
             },
         };
         let client = client_ip(input.headers, input.peer, self.settings.xff_trusted_hops);
@@ -170,6 +174,34 @@ impl Authz {
         .with_required(required);
         log(&answer, input);
         Ok(answer)
+    }
+
+    /// What the route rules ask of this request. A method-override header
+    /// that would land the request on another rule than its method does is
+    /// refused: an upstream honouring it would run a method keyward did not
+    /// check.
+    fn route<H, C>(&self, input: &CheckInput<'_, H, C>) -> Result<Route<'_>, Why>
+    where
+        H: Fields + ?Sized,
+        C: ?Sized,
+    {
+        let routes = &self.settings.routes;
+        let unreadable = |error: path::PathError| {
+            tracing::debug!(error = error.as_str(), "check: path has no canonical form");
+            Why::PathNotNormal
+        };
+        let route = routes.route(input.method, input.path).map_err(unreadable)?;
+        for name in METHOD_OVERRIDES {
+            if let Some(method) = input.headers.field(name)
+                && routes
+                    .route(method.trim(), input.path)
+                    .map_err(unreadable)?
+                    != route
+            {
+                return Err(Why::MethodOverride);
+            }
+        }
+        Ok(route)
     }
 
     fn observe<C: Fields + ?Sized>(&self, context: &C) -> bool {
