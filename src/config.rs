@@ -388,7 +388,7 @@ mod tests {
         let config = Config::from_args(["--config", path.to_str().unwrap()]).unwrap();
         let settings = config.file_settings().unwrap();
         assert!(settings.ext_authz.observe);
-        assert!(!settings.ext_authz.routes.is_empty());
+        assert!(settings.ext_authz.routes.apply());
 
         std::fs::write(
             &path,

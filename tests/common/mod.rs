@@ -2,6 +2,7 @@
 //! server on a random port.
 #![allow(dead_code)]
 
+pub mod check;
 pub mod counting;
 pub mod envoy;
 pub mod proxy;
