@@ -12,6 +12,8 @@ pub(crate) mod fake;
 mod model;
 pub mod postgres;
 mod postgres_usage;
+mod retryable;
+mod session_probe;
 mod sql;
 pub mod sqlite;
 mod sqlite_usage;
@@ -28,11 +30,12 @@ use crate::{
 };
 
 pub use batch::BatchedReads;
-pub use connect::{StoreOptions, connect};
+pub use connect::{Pooler, StoreOptions, connect};
 pub use model::{
     AuditAction, AuditEvent, AuditQuery, KeyChanges, KeyStatus, ListQuery, NewKey, StoredAudit,
     StoredKey,
 };
+pub use session_probe::check_session;
 pub use timeout::TimeoutStore;
 pub use usage::{KeyTotals, RolledUp, UsageBucket, UsageCount, UsageOwner, UsageQuery};
 
@@ -57,6 +60,13 @@ impl From<sqlx::Error> for StoreError {
         use sqlx::Error as E;
         match error {
             E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_) => {
+                StoreError::Unavailable(error.to_string())
+            }
+            E::Database(ref db)
+                if db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some_and(|pg| retryable::is_transient_sqlstate(pg.code())) =>
+            {
                 StoreError::Unavailable(error.to_string())
             }
             other => StoreError::Other(other.to_string()),

@@ -44,6 +44,10 @@ macro_rules! record_columns {
 
 pub struct PgStore {
     pool: PgPool,
+    /// False behind a transaction pooler: see [`super::Pooler`].
+    named: bool,
+    /// Where migrations take their session lock, when not the pool's URL.
+    session_url: Option<String>,
 }
 
 impl PgStore {
@@ -57,7 +61,11 @@ impl PgStore {
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
             .connect_lazy_with(connect.application_name("keyward"));
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            named: options.pooler.named_statements(),
+            session_url: options.session_url.clone(),
+        })
     }
 
     /// The pool, for the invalidation bus (LISTEN/NOTIFY) and metrics.
@@ -66,12 +74,18 @@ impl PgStore {
     }
 
     async fn begin(&self) -> Result<PgTx, StoreError> {
-        Ok(PgTx(self.pool.begin().await?))
+        Ok(PgTx {
+            tx: self.pool.begin().await?,
+            named: self.named,
+        })
     }
 }
 
 /// Row locks (`SELECT … FOR UPDATE`) serialise concurrent writes to one key.
-struct PgTx(Transaction<'static, Postgres>);
+struct PgTx {
+    tx: Transaction<'static, Postgres>,
+    named: bool,
+}
 
 #[async_trait]
 impl WriteTx for PgTx {
@@ -82,7 +96,8 @@ impl WriteTx for PgTx {
             " FROM keys WHERE id = $1 FOR UPDATE"
         ))
         .bind(id.as_str())
-        .fetch_optional(&mut *self.0)
+        .persistent(self.named)
+        .fetch_optional(&mut *self.tx)
         .await?;
         row.as_ref()
             .map(key_from_row)
@@ -103,7 +118,8 @@ impl WriteTx for PgTx {
         .bind(project)
         .bind(label)
         .bind(now)
-        .execute(&mut *self.0)
+        .persistent(self.named)
+        .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
@@ -127,7 +143,8 @@ impl WriteTx for PgTx {
         .bind(key.rate_limit.map(Json))
         .bind(key.quota.map(Json))
         .bind(cidr_texts(&key.allowed_cidrs))
-        .execute(&mut *self.0)
+        .persistent(self.named)
+        .execute(&mut *self.tx)
         .await
         .map_err(|e| label_conflict(e, &key.project, &key.label))?;
         Ok(())
@@ -152,7 +169,8 @@ impl WriteTx for PgTx {
         .bind(key.rate_limit.map(Json))
         .bind(key.quota.map(Json))
         .bind(cidr_texts(&key.allowed_cidrs))
-        .execute(&mut *self.0)
+        .persistent(self.named)
+        .execute(&mut *self.tx)
         .await
         .map_err(|e| label_conflict(e, &key.project, &key.label))?;
         Ok(())
@@ -170,26 +188,53 @@ impl WriteTx for PgTx {
         .bind(event.target.as_str())
         .bind(&event.source)
         .bind(Json(&event.details))
-        .execute(&mut *self.0)
+        .persistent(self.named)
+        .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
 
     async fn commit(self) -> Result<(), StoreError> {
-        self.0.commit().await?;
+        self.tx.commit().await?;
         Ok(())
     }
 
     async fn rollback(self) -> Result<(), StoreError> {
-        self.0.rollback().await?;
+        self.tx.rollback().await?;
         Ok(())
     }
 }
 
 #[async_trait]
 impl KeyStore for PgStore {
+    /// The migrator keeps a session advisory lock across its statements and
+    /// names its statements: behind a transaction pooler it runs on the
+    /// session URL, or not at all.
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        match (&self.session_url, self.named) {
+            (Some(url), _) => {
+                let options: PgConnectOptions = url
+                    .parse()
+                    .map_err(|_| StoreError::Other("invalid postgres session URL".to_owned()))?;
+                // One connection: the lock and the migrations share it.
+                let session = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options.application_name("keyward-migrate"))
+                    .await?;
+                let migrated = MIGRATOR.run(&session).await;
+                session.close().await;
+                migrated?;
+            }
+            (None, true) => MIGRATOR.run(&self.pool).await?,
+            (None, false) => {
+                return Err(StoreError::Other(
+                    "migrations cannot run through a transaction pooler: set \
+                     --database-session-url (KEYWARD_DATABASE_SESSION_URL) to a direct \
+                     connection, or run `keyward migrate` against one and start with --no-migrate"
+                        .to_owned(),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -200,6 +245,7 @@ impl KeyStore for PgStore {
             " FROM keys WHERE digest = $1"
         ))
         .bind(digest.as_bytes().as_slice())
+        .persistent(self.named)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(record_from_row).transpose()
@@ -217,6 +263,7 @@ impl KeyStore for PgStore {
             " FROM keys WHERE digest = ANY($1)"
         ))
         .bind(&wanted)
+        .persistent(self.named)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -236,6 +283,7 @@ impl KeyStore for PgStore {
             " FROM keys WHERE id = $1"
         ))
         .bind(id.as_str())
+        .persistent(self.named)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(key_from_row).transpose()
@@ -248,7 +296,11 @@ impl KeyStore for PgStore {
             " FROM keys WHERE TRUE"
         ));
         sql::push_list_filters(&mut qb, query, query.now);
-        let rows = qb.build().fetch_all(&self.pool).await?;
+        let rows = qb
+            .build()
+            .persistent(self.named)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(key_from_row).collect()
     }
 
@@ -292,7 +344,11 @@ impl KeyStore for PgStore {
              FROM audit_events WHERE TRUE",
         );
         sql::push_audit_filters(&mut qb, query, |t| t);
-        let rows = qb.build().fetch_all(&self.pool).await?;
+        let rows = qb
+            .build()
+            .persistent(self.named)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(StoredAudit {
@@ -310,7 +366,7 @@ impl KeyStore for PgStore {
     }
 
     async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
-        super::postgres_usage::record(&self.pool, counts).await
+        super::postgres_usage::record(&self.pool, self.named, counts).await
     }
 
     async fn usage_series(
@@ -318,7 +374,7 @@ impl KeyStore for PgStore {
         query: &UsageQuery,
         bucket_seconds: i64,
     ) -> Result<Vec<UsageBucket>, StoreError> {
-        super::postgres_usage::series(&self.pool, query, bucket_seconds).await
+        super::postgres_usage::series(&self.pool, self.named, query, bucket_seconds).await
     }
 
     async fn busiest_keys(
@@ -326,7 +382,7 @@ impl KeyStore for PgStore {
         query: &UsageQuery,
         limit: u32,
     ) -> Result<Vec<KeyTotals>, StoreError> {
-        super::postgres_usage::busiest(&self.pool, query, limit).await
+        super::postgres_usage::busiest(&self.pool, self.named, query, limit).await
     }
 
     async fn roll_up_usage(
@@ -334,7 +390,7 @@ impl KeyStore for PgStore {
         minutes_before: DateTime<Utc>,
         hours_before: DateTime<Utc>,
     ) -> Result<RolledUp, StoreError> {
-        super::postgres_usage::roll_up(&self.pool, minutes_before, hours_before).await
+        super::postgres_usage::roll_up(&self.pool, self.named, minutes_before, hours_before).await
     }
 
     fn pool_stats(&self) -> Option<PoolStats> {
