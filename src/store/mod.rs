@@ -10,6 +10,7 @@ mod connect;
 #[cfg(test)]
 pub(crate) mod fake;
 mod model;
+mod pg_read;
 pub mod postgres;
 mod postgres_usage;
 mod retryable;

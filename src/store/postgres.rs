@@ -14,7 +14,9 @@ use sqlx::{
 use super::{
     AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, PoolStats,
     RolledUp, Rotated, StoreError, StoreOptions, StoredAudit, StoredKey, UsageBucket, UsageCount,
-    UsageQuery, cidr_texts, json_opt, label_conflict, parse_cidrs, sql,
+    UsageQuery, cidr_texts, json_opt, label_conflict, parse_cidrs,
+    pg_read::ReadConn,
+    sql,
     writes::{self, WriteTx},
 };
 use crate::{
@@ -71,6 +73,10 @@ impl PgStore {
     /// The pool, for the invalidation bus (LISTEN/NOTIFY) and metrics.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    async fn read(&self) -> Result<ReadConn, StoreError> {
+        ReadConn::open(&self.pool, self.named).await
     }
 
     async fn begin(&self) -> Result<PgTx, StoreError> {
@@ -239,6 +245,7 @@ impl KeyStore for PgStore {
     }
 
     async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
+        let mut conn = self.read().await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             record_columns!(),
@@ -246,8 +253,9 @@ impl KeyStore for PgStore {
         ))
         .bind(digest.as_bytes().as_slice())
         .persistent(self.named)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *conn)
         .await?;
+        conn.done().await?;
         row.as_ref().map(record_from_row).transpose()
     }
 
@@ -257,6 +265,7 @@ impl KeyStore for PgStore {
         digests: &[Digest],
     ) -> Result<Vec<(Digest, KeyRecord)>, StoreError> {
         let wanted: Vec<&[u8]> = digests.iter().map(|d| d.as_bytes().as_slice()).collect();
+        let mut conn = self.read().await?;
         let rows = sqlx::query(concat!(
             "SELECT digest, ",
             record_columns!(),
@@ -264,8 +273,9 @@ impl KeyStore for PgStore {
         ))
         .bind(&wanted)
         .persistent(self.named)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?;
+        conn.done().await?;
         rows.iter()
             .map(|row| {
                 let digest: Vec<u8> = row.try_get("digest")?;
@@ -277,6 +287,7 @@ impl KeyStore for PgStore {
     }
 
     async fn get(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        let mut conn = self.read().await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             key_columns!(),
@@ -284,8 +295,9 @@ impl KeyStore for PgStore {
         ))
         .bind(id.as_str())
         .persistent(self.named)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *conn)
         .await?;
+        conn.done().await?;
         row.as_ref().map(key_from_row).transpose()
     }
 
@@ -296,11 +308,13 @@ impl KeyStore for PgStore {
             " FROM keys WHERE TRUE"
         ));
         sql::push_list_filters(&mut qb, query, query.now);
+        let mut conn = self.read().await?;
         let rows = qb
             .build()
             .persistent(self.named)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
+        conn.done().await?;
         rows.iter().map(key_from_row).collect()
     }
 
@@ -344,11 +358,13 @@ impl KeyStore for PgStore {
              FROM audit_events WHERE TRUE",
         );
         sql::push_audit_filters(&mut qb, query, |t| t);
+        let mut conn = self.read().await?;
         let rows = qb
             .build()
             .persistent(self.named)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
+        conn.done().await?;
         rows.iter()
             .map(|row| {
                 Ok(StoredAudit {
@@ -374,7 +390,11 @@ impl KeyStore for PgStore {
         query: &UsageQuery,
         bucket_seconds: i64,
     ) -> Result<Vec<UsageBucket>, StoreError> {
-        super::postgres_usage::series(&self.pool, self.named, query, bucket_seconds).await
+        let mut conn = self.read().await?;
+        let series =
+            super::postgres_usage::series(&mut conn, self.named, query, bucket_seconds).await?;
+        conn.done().await?;
+        Ok(series)
     }
 
     async fn busiest_keys(
@@ -382,7 +402,10 @@ impl KeyStore for PgStore {
         query: &UsageQuery,
         limit: u32,
     ) -> Result<Vec<KeyTotals>, StoreError> {
-        super::postgres_usage::busiest(&self.pool, self.named, query, limit).await
+        let mut conn = self.read().await?;
+        let busiest = super::postgres_usage::busiest(&mut conn, self.named, query, limit).await?;
+        conn.done().await?;
+        Ok(busiest)
     }
 
     async fn roll_up_usage(

@@ -1,7 +1,7 @@
 //! Usage rows on Postgres: batched upserts, bucketed reads, the roll-up.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{PgPool, Postgres, QueryBuilder, Row, postgres::PgConnection};
 
 use super::{KeyTotals, RolledUp, StoreError, UsageBucket, UsageCount, UsageQuery, sql};
 
@@ -71,7 +71,7 @@ pub(super) async fn record(
 }
 
 pub(super) async fn series(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     named: bool,
     query: &UsageQuery,
     bucket_seconds: i64,
@@ -84,7 +84,7 @@ pub(super) async fn series(
         .push(")::float8) AS bucket, outcome, sum(calls)::int8 AS calls FROM ");
     sql::push_usage_rows(&mut qb, query, |t| t);
     qb.push(" GROUP BY 1, 2 ORDER BY 1, 2");
-    let rows = qb.build().persistent(named).fetch_all(pool).await?;
+    let rows = qb.build().persistent(named).fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| {
             Ok(UsageBucket {
@@ -97,14 +97,14 @@ pub(super) async fn series(
 }
 
 pub(super) async fn busiest(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     named: bool,
     query: &UsageQuery,
     limit: u32,
 ) -> Result<Vec<KeyTotals>, StoreError> {
     let mut qb = QueryBuilder::<Postgres>::new("");
     sql::push_busiest(&mut qb, query, limit, |t| t);
-    let rows = qb.build().persistent(named).fetch_all(pool).await?;
+    let rows = qb.build().persistent(named).fetch_all(&mut *conn).await?;
     rows.iter().map(sql::key_totals).collect()
 }
 

@@ -36,10 +36,15 @@ async fn probe(pool: &sqlx::PgPool, wait: Duration) -> Result<bool, StoreError> 
     );
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(&channel).await?;
-    sqlx::query("SELECT pg_notify($1, 'probe')")
-        .bind(&channel)
-        .persistent(false)
-        .execute(pool)
+    // Notified from a listener too: behind a transaction pooler the NOTIFY
+    // may run on the very server session that LISTENed, which then hands
+    // the notification to the notifier; a listener buffers it where a plain
+    // connection would fail on a message it did not expect.
+    let mut notifier = PgListener::connect_with(pool).await?;
+    // The simple protocol: one exchange, which no pooler can split. The
+    // channel is ours (letters, digits, `_`).
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("NOTIFY {channel}, 'probe'")))
+        .execute(&mut notifier)
         .await?;
     match tokio::time::timeout(wait, listener.recv()).await {
         Ok(Ok(notification)) => Ok(notification.channel() == channel),
