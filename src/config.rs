@@ -446,4 +446,33 @@ mod tests {
         assert!(Config::from_args(["--namespace", "a:b"]).is_err());
         assert!(Config::from_args(["--namespace", ""]).is_err());
     }
+
+    #[test]
+    fn the_bus_listens_only_where_a_session_is_kept() {
+        let db = |args: &[&str]| {
+            let mut all = vec!["--database-url", "postgres://pooler/x"];
+            all.extend_from_slice(args);
+            Config::from_args(all).unwrap().database
+        };
+        assert_eq!(db(&[]).session_url(), Some("postgres://pooler/x"));
+        assert_eq!(
+            db(&["--database-pooler", "session"]).session_url(),
+            Some("postgres://pooler/x")
+        );
+        let transaction = db(&["--database-pooler", "transaction"]);
+        assert_eq!(transaction.session_url(), None);
+        assert!(!transaction.database_pooler.named_statements());
+        let direct = db(&[
+            "--database-pooler",
+            "transaction",
+            "--database-session-url",
+            "postgres://direct/x",
+        ]);
+        assert_eq!(direct.session_url(), Some("postgres://direct/x"));
+        assert_eq!(
+            direct.store_options().session_url.as_deref(),
+            Some("postgres://direct/x")
+        );
+        assert!(Config::from_args(["--database-pooler", "statement"]).is_err());
+    }
 }
