@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::{
     authz,
     cache::{LocalOptions, RedisOptions, RevocationOptions},
-    store::StoreOptions,
+    store::{Pooler, StoreOptions},
     tls::TlsFiles,
 };
 
@@ -85,6 +85,21 @@ pub struct DatabaseArgs {
     /// writes, waiting for a connection); past it the call fails UNAVAILABLE.
     #[arg(long, env = "KEYWARD_DATABASE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub database_timeout: Duration,
+
+    /// What sits between keyward and Postgres: `none`, `session` (PgBouncer
+    /// pool_mode=session) or `transaction` (pool_mode=transaction: no named
+    /// prepared statements; the bus then needs Redis or
+    /// --database-session-url, and so do migrations). With `none` or
+    /// `session`, keyward checks at start that the URL keeps a session and
+    /// refuses to start if it does not.
+    #[arg(long, env = "KEYWARD_DATABASE_POOLER", value_enum, default_value_t = Pooler::None)]
+    pub database_pooler: Pooler,
+
+    /// A direct (or session-mode) Postgres URL for what a transaction pooler
+    /// cannot carry: the LISTEN/NOTIFY bus and migrations. Default: the
+    /// database URL.
+    #[arg(long, env = "KEYWARD_DATABASE_SESSION_URL", hide_env_values = true)]
+    pub database_session_url: Option<SecretUrl>,
 }
 
 impl DatabaseArgs {
@@ -92,6 +107,21 @@ impl DatabaseArgs {
         StoreOptions {
             max_connections: self.database_max_connections,
             acquire_timeout: self.database_timeout,
+            pooler: self.database_pooler,
+            session_url: self
+                .database_session_url
+                .as_ref()
+                .map(|url| url.expose().to_owned()),
+        }
+    }
+
+    /// The URL that keeps a server session (for LISTEN): the session URL,
+    /// else the database URL unless it goes through a transaction pooler.
+    pub fn session_url(&self) -> Option<&str> {
+        match (&self.database_session_url, self.database_pooler) {
+            (Some(url), _) => Some(url.expose()),
+            (None, Pooler::Transaction) => None,
+            (None, _) => Some(self.database_url.expose()),
         }
     }
 }
@@ -454,5 +484,34 @@ mod tests {
         assert!(Config::from_args(["--namespace", "team-a_1"]).is_ok());
         assert!(Config::from_args(["--namespace", "a:b"]).is_err());
         assert!(Config::from_args(["--namespace", ""]).is_err());
+    }
+
+    #[test]
+    fn the_bus_listens_only_where_a_session_is_kept() {
+        let db = |args: &[&str]| {
+            let mut all = vec!["--database-url", "postgres://pooler/x"];
+            all.extend_from_slice(args);
+            Config::from_args(all).unwrap().database
+        };
+        assert_eq!(db(&[]).session_url(), Some("postgres://pooler/x"));
+        assert_eq!(
+            db(&["--database-pooler", "session"]).session_url(),
+            Some("postgres://pooler/x")
+        );
+        let transaction = db(&["--database-pooler", "transaction"]);
+        assert_eq!(transaction.session_url(), None);
+        assert!(!transaction.database_pooler.named_statements());
+        let direct = db(&[
+            "--database-pooler",
+            "transaction",
+            "--database-session-url",
+            "postgres://direct/x",
+        ]);
+        assert_eq!(direct.session_url(), Some("postgres://direct/x"));
+        assert_eq!(
+            direct.store_options().session_url.as_deref(),
+            Some("postgres://direct/x")
+        );
+        assert!(Config::from_args(["--database-pooler", "statement"]).is_err());
     }
 }

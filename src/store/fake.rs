@@ -1,5 +1,6 @@
 //! Test stores that only answer hot-path reads: the fake decides what a
-//! read finds; every admin method fails, as nothing under test calls it.
+//! read finds (and, for the usage tests, what a usage write does); every
+//! admin method fails, as nothing under test calls it.
 
 use std::ops::Deref;
 
@@ -29,6 +30,11 @@ pub(crate) trait Reads: Send + Sync + 'static {
             }
         }
         Ok(found)
+    }
+
+    /// A usage batch written; by default refused, like every write.
+    async fn write_usage(&self, _: &[UsageCount]) -> Result<(), StoreError> {
+        unused()
     }
 }
 
@@ -115,8 +121,8 @@ impl<R: Reads> KeyStore for ReadsOnly<R> {
     async fn list_audit(&self, _: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
         unused()
     }
-    async fn record_usage(&self, _: &[UsageCount]) -> Result<(), StoreError> {
-        unused()
+    async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        self.0.write_usage(counts).await
     }
     async fn usage_series(&self, _: &UsageQuery, _: i64) -> Result<Vec<UsageBucket>, StoreError> {
         unused()

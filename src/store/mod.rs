@@ -11,8 +11,11 @@ mod connect;
 pub(crate) mod fake;
 mod model;
 mod outbox;
+mod pg_read;
 pub mod postgres;
 mod postgres_usage;
+mod retryable;
+mod session_probe;
 mod sql;
 pub mod sqlite;
 mod sqlite_usage;
@@ -29,12 +32,13 @@ use crate::{
 };
 
 pub use batch::BatchedReads;
-pub use connect::{StoreOptions, connect};
+pub use connect::{Pooler, StoreOptions, connect};
 pub use model::{
     AuditAction, AuditDraft, AuditEvent, AuditQuery, KeyChanges, KeyStatus, ListQuery, NewKey,
     StoredAudit, StoredKey, WriteBy,
 };
 pub use outbox::OutboxRow;
+pub use session_probe::check_session;
 pub use timeout::TimeoutStore;
 pub use usage::{KeyTotals, RolledUp, UsageBucket, UsageCount, UsageOwner, UsageQuery};
 
@@ -59,6 +63,13 @@ impl From<sqlx::Error> for StoreError {
         use sqlx::Error as E;
         match error {
             E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_) => {
+                StoreError::Unavailable(error.to_string())
+            }
+            E::Database(ref db)
+                if db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some_and(|pg| retryable::is_transient_sqlstate(pg.code())) =>
+            {
                 StoreError::Unavailable(error.to_string())
             }
             other => StoreError::Other(other.to_string()),

@@ -13,7 +13,7 @@
 //! cannot deadlock and serialises writers only for that long.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool, Row, SqliteConnection, SqlitePool};
+use sqlx::{PgConnection, Row, SqliteConnection, SqlitePool};
 
 use super::StoreError;
 use crate::key::Digest;
@@ -41,16 +41,21 @@ fn micros(time: DateTime<Utc>) -> i64 {
     time.timestamp_micros()
 }
 
+// Every Postgres statement here takes `named`: behind a transaction pooler
+// none may be a named prepared statement (see `pg_read`).
 pub(super) async fn pg_record(
     conn: &mut PgConnection,
+    named: bool,
     digest: &Digest,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .persistent(named)
         .bind(OUTBOX_LOCK)
         .execute(&mut *conn)
         .await?;
     sqlx::query("INSERT INTO invalidations (digest, at) VALUES ($1, $2)")
+        .persistent(named)
         .bind(digest.as_bytes().as_slice())
         .bind(at)
         .execute(&mut *conn)
@@ -59,16 +64,18 @@ pub(super) async fn pg_record(
 }
 
 pub(super) async fn pg_after(
-    pool: &PgPool,
+    conn: &mut PgConnection,
+    named: bool,
     after: i64,
     limit: u32,
 ) -> Result<Vec<OutboxRow>, StoreError> {
     let rows = sqlx::query(
         "SELECT seq, digest, at FROM invalidations WHERE seq > $1 ORDER BY seq LIMIT $2",
     )
+    .persistent(named)
     .bind(after)
     .bind(i64::from(limit))
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     rows.iter()
         .map(|row| {
@@ -81,21 +88,31 @@ pub(super) async fn pg_after(
         .collect()
 }
 
-pub(super) async fn pg_start(pool: &PgPool, since: DateTime<Utc>) -> Result<i64, StoreError> {
+pub(super) async fn pg_start(
+    conn: &mut PgConnection,
+    named: bool,
+    since: DateTime<Utc>,
+) -> Result<i64, StoreError> {
     let seq: i64 = sqlx::query_scalar(
         "SELECT COALESCE((SELECT MIN(seq) - 1 FROM invalidations WHERE at > $1), \
                          (SELECT MAX(seq) FROM invalidations), 0)",
     )
+    .persistent(named)
     .bind(since)
-    .fetch_one(pool)
+    .fetch_one(conn)
     .await?;
     Ok(seq)
 }
 
-pub(super) async fn pg_prune(pool: &PgPool, before: DateTime<Utc>) -> Result<u64, StoreError> {
+pub(super) async fn pg_prune(
+    conn: &mut PgConnection,
+    named: bool,
+    before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
     let done = sqlx::query("DELETE FROM invalidations WHERE at < $1")
+        .persistent(named)
         .bind(before)
-        .execute(pool)
+        .execute(conn)
         .await?;
     Ok(done.rows_affected())
 }
