@@ -17,9 +17,10 @@ use crate::{
     limit::{Quota, RateLimit},
     scope,
     store::{
-        AuditAction, AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, StoredAudit,
-        StoredKey,
+        AuditAction, AuditDraft, AuditEvent, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey,
+        StoredAudit, StoredKey, WriteBy,
     },
+    validate,
 };
 
 pub use crate::store::KeyStatus;
@@ -60,6 +61,51 @@ impl Actor {
         }
     }
 
+    /// Whether this admin may see or change `key`. A key of another project
+    /// gets the answer an unknown id gets, so a project admin learns
+    /// nothing about other projects from a key id.
+    pub(crate) fn check_key(&self, key: &StoredKey) -> Result<(), Error> {
+        match &self.reach {
+            Reach::AllProjects => Ok(()),
+            Reach::Project(own) if **own == *key.project => Ok(()),
+            Reach::Project(_) => Err(not_found(&key.id)),
+        }
+    }
+
+    /// Reserved (`keyward:`) scopes make admins; only an all-projects admin
+    /// may put them on a key, else a project admin could mint keys with
+    /// powers keyward has not given it.
+    fn check_grant(&self, scopes: &[String]) -> Result<(), Error> {
+        match (&self.reach, scopes.iter().find(|s| scope::is_reserved(s))) {
+            (Reach::Project(_), Some(reserved)) => Err(Error::PermissionDenied(format!(
+                "only an all-projects admin may grant {reserved:?}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Who is writing, for a write decided on the locked row.
+    fn write_by(
+        &self,
+        action: AuditAction,
+        at: DateTime<Utc>,
+        details: serde_json::Value,
+    ) -> WriteBy {
+        WriteBy {
+            project: match &self.reach {
+                Reach::AllProjects => None,
+                Reach::Project(own) => Some(own.to_string()),
+            },
+            audit: AuditDraft {
+                at,
+                actor: self.key_id.clone(),
+                action,
+                source: self.source.clone(),
+                details,
+            },
+        }
+    }
+
     fn event(
         &self,
         action: AuditAction,
@@ -77,6 +123,11 @@ impl Actor {
             details,
         }
     }
+}
+
+/// The one answer for a key id the caller cannot see, known or not.
+fn not_found(id: &KeyId) -> Error {
+    Error::from(crate::store::StoreError::NotFound(id.clone()))
 }
 
 /// A validated Issue request.
@@ -125,11 +176,12 @@ impl Admin {
         input: IssueInput,
     ) -> Result<(SecretKey, StoredKey), Error> {
         actor.check_reach(&input.project)?;
+        actor.check_grant(&input.scopes)?;
         let now = Utc::now();
         if let Some(at) = input.expires_at {
-            crate::validate::future_time("expires_at", at, now)?;
+            validate::future_time("expires_at", at, now)?;
         }
-        let (secret, new) = new_key(input, now, None);
+        let (secret, new) = new_key(input, now, KeyId::generate(), None);
         let details = json!({
             "label": new.label,
             "scopes": new.scopes,
@@ -148,12 +200,8 @@ impl Admin {
     }
 
     pub async fn get(&self, actor: &Actor, id: &KeyId) -> Result<StoredKey, Error> {
-        let key = self
-            .store
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("no key with id {id}")))?;
-        actor.check_reach(&key.project)?;
+        let key = self.store.get(id).await?.ok_or_else(|| not_found(id))?;
+        actor.check_key(&key)?;
         Ok(key)
     }
 
@@ -163,10 +211,9 @@ impl Admin {
         id: &KeyId,
         reason: &str,
     ) -> Result<StoredKey, Error> {
-        let key = self.get(actor, id).await?;
         let now = Utc::now();
-        let event = actor.event(AuditAction::Revoke, &key, now, json!({ "reason": reason }));
-        let revoked = self.store.revoke(id, now, reason, &event).await?;
+        let by = actor.write_by(AuditAction::Revoke, now, json!({ "reason": reason }));
+        let revoked = self.store.revoke(id, now, reason, &by).await?;
         self.lookup
             .invalidate(&revoked.digest, now.timestamp_micros())
             .await;
@@ -174,30 +221,45 @@ impl Admin {
     }
 
     /// Replaces a key; the old one works for `grace` more (zero: not at all).
+    /// The successor is built from the row the rotation locked, so a
+    /// concurrent UpdateKey is either in it or refused, never undone.
     pub async fn rotate(
         &self,
         actor: &Actor,
         id: &KeyId,
         grace: Duration,
     ) -> Result<(SecretKey, StoredKey, StoredKey), Error> {
-        let old = self.get(actor, id).await?;
         let now = Utc::now();
-        let input = IssueInput {
-            project: old.project.clone(),
-            label: old.label.clone(),
-            scopes: old.scopes.clone(),
-            // A key that had a lifetime gets the same lifetime again.
-            expires_at: old.expires_at.map(|at| now + (at - old.created_at)),
-            metadata: old.metadata.clone(),
-            rate_limit: old.rate_limit,
-            quota: old.quota,
-            allowed_cidrs: old.allowed_cidrs.clone(),
-        };
-        let (secret, new) = new_key(input, now, Some(old.id.clone()));
+        let new_id = KeyId::generate();
         let details =
-            json!({ "new_key_id": new.id.as_str(), "grace_seconds": grace.num_seconds() });
-        let event = actor.event(AuditAction::Rotate, &old, now, details);
-        let rotated = self.store.rotate(id, &new, now + grace, &event).await?;
+            json!({ "new_key_id": new_id.as_str(), "grace_seconds": grace.num_seconds() });
+        let by = actor.write_by(AuditAction::Rotate, now, details);
+        let mut secret = None;
+        let mut successor = |old: &StoredKey| {
+            let input = IssueInput {
+                project: old.project.clone(),
+                label: old.label.clone(),
+                scopes: old.scopes.clone(),
+                // A key that had a lifetime gets the same lifetime again.
+                expires_at: old
+                    .expires_at
+                    .map(|at| validate::later_by(now, at - old.created_at)),
+                metadata: old.metadata.clone(),
+                rate_limit: old.rate_limit,
+                quota: old.quota,
+                allowed_cidrs: old.allowed_cidrs.clone(),
+            };
+            let (key, new) = new_key(input, now, new_id.clone(), Some(old.id.clone()));
+            secret = Some(key);
+            new
+        };
+        let until = validate::later_by(now, grace);
+        let rotated = self
+            .store
+            .rotate(id, now, until, &mut successor, &by)
+            .await?;
+        let secret = secret
+            .ok_or_else(|| Error::Internal("a rotation committed without a successor".into()))?;
         self.lookup
             .invalidate(&rotated.old.digest, now.timestamp_micros())
             .await;
@@ -213,18 +275,18 @@ impl Admin {
         id: &KeyId,
         changes: KeyChanges,
     ) -> Result<StoredKey, Error> {
-        let key = self.get(actor, id).await?;
         let now = Utc::now();
         let mut fields = Vec::new();
         if changes.label.is_some() {
             fields.push("label");
         }
-        if changes.scopes.is_some() {
+        if let Some(scopes) = &changes.scopes {
+            actor.check_grant(scopes)?;
             fields.push("scopes");
         }
         if let Some(expires_at) = changes.expires_at {
             if let Some(at) = expires_at {
-                crate::validate::future_time("expires_at", at, now)?;
+                validate::future_time("expires_at", at, now)?;
             }
             fields.push("expires_at");
         }
@@ -240,8 +302,8 @@ impl Admin {
         if changes.allowed_cidrs.is_some() {
             fields.push("allowed_cidrs");
         }
-        let event = actor.event(AuditAction::Update, &key, now, json!({ "fields": fields }));
-        let updated = self.store.update(id, &changes, now, &event).await?;
+        let by = actor.write_by(AuditAction::Update, now, json!({ "fields": fields }));
+        let updated = self.store.update(id, &changes, now, &by).await?;
         self.lookup
             .invalidate(&updated.digest, now.timestamp_micros())
             .await;
@@ -330,7 +392,7 @@ impl Admin {
             quota: None,
             allowed_cidrs: Vec::new(),
         };
-        let (secret, new) = new_key(input, now, None);
+        let (secret, new) = new_key(input, now, KeyId::generate(), None);
         let event = actor.event(
             AuditAction::Bootstrap,
             &new.to_stored(),
@@ -352,11 +414,16 @@ fn page_size(requested: u32) -> u32 {
     }
 }
 
-fn new_key(input: IssueInput, now: DateTime<Utc>, replaces: Option<KeyId>) -> (SecretKey, NewKey) {
+fn new_key(
+    input: IssueInput,
+    now: DateTime<Utc>,
+    id: KeyId,
+    replaces: Option<KeyId>,
+) -> (SecretKey, NewKey) {
     let secret = format::generate(&format::prefix_for_project(&input.project));
     let parsed = format::parse(secret.expose()).expect("generated keys parse");
     let new = NewKey {
-        id: KeyId::generate(),
+        id,
         project: input.project,
         label: input.label,
         digest: crate::key::Digest::of(parsed),

@@ -17,8 +17,8 @@ use secret::secret_file;
 
 use crate::{
     authz,
-    cache::{LocalOptions, RedisOptions},
-    store::StoreOptions,
+    cache::{LocalOptions, RedisOptions, RevocationOptions},
+    store::{Pooler, StoreOptions},
     tls::TlsFiles,
 };
 
@@ -77,6 +77,32 @@ pub struct DatabaseArgs {
     /// writes, waiting for a connection); past it the call fails UNAVAILABLE.
     #[arg(long, env = "KEYWARD_DATABASE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub database_timeout: Duration,
+
+    /// What sits between keyward and Postgres: `none`, `session` (PgBouncer
+    /// pool_mode=session) or `transaction` (pool_mode=transaction: no named
+    /// prepared statements; the bus then needs Redis or
+    /// --database-session-url, and so do migrations). With `none` or
+    /// `session`, keyward checks at start that the URL keeps a session and
+    /// refuses to start if it does not.
+    #[arg(long, env = "KEYWARD_DATABASE_POOLER", value_enum, default_value_t = Pooler::None)]
+    pub database_pooler: Pooler,
+
+    /// A direct (or session-mode) Postgres URL for what a transaction pooler
+    /// cannot carry: the LISTEN/NOTIFY bus and migrations. Default: the
+    /// database URL.
+    #[arg(long, env = "KEYWARD_DATABASE_SESSION_URL", hide_env_values = true)]
+    pub database_session_url: Option<SecretUrl>,
+
+    /// File holding the session URL, read once at start; excludes
+    /// --database-session-url.
+    #[arg(
+        long,
+        env = "KEYWARD_DATABASE_SESSION_URL_FILE",
+        value_name = "PATH",
+        value_parser = secret_file,
+        conflicts_with = "database_session_url"
+    )]
+    pub database_session_url_file: Option<SecretUrl>,
 }
 
 impl DatabaseArgs {
@@ -91,7 +117,28 @@ impl DatabaseArgs {
         StoreOptions {
             max_connections: self.database_max_connections,
             acquire_timeout: self.database_timeout,
+            pooler: self.database_pooler,
+            session_url: self
+                .session_url_setting()
+                .map(|url| url.expose().to_owned()),
         }
+    }
+
+    /// The URL that keeps a server session (for LISTEN): the session URL,
+    /// else the database URL unless it goes through a transaction pooler.
+    pub fn session_url(&self) -> Option<&str> {
+        match (self.session_url_setting(), self.database_pooler) {
+            (Some(url), _) => Some(url.expose()),
+            (None, Pooler::Transaction) => None,
+            (None, _) => Some(self.url().expose()),
+        }
+    }
+
+    /// --database-session-url, or the file named by --database-session-url-file.
+    pub fn session_url_setting(&self) -> Option<&SecretUrl> {
+        self.database_session_url
+            .as_ref()
+            .or(self.database_session_url_file.as_ref())
     }
 }
 
@@ -165,8 +212,8 @@ pub struct Config {
     #[arg(long, env = "KEYWARD_L1_CAPACITY", default_value_t = 1_000_000)]
     pub l1_capacity: u64,
 
-    /// How long L1 keeps a known key. Bounds how long a lost invalidation can
-    /// leave a revoked key usable on one replica.
+    /// How long L1 keeps a known key without asking the tiers below. A lost
+    /// invalidation is bounded by --revocation-bound, not by this.
     #[arg(long, env = "KEYWARD_L1_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub l1_ttl: Duration,
 
@@ -221,6 +268,20 @@ pub struct Config {
     /// Connections in the Redis pool.
     #[arg(long, env = "KEYWARD_REDIS_POOL_SIZE", default_value_t = 16)]
     pub redis_pool_size: usize,
+
+    /// After a revoke, rotate or update returns OK, no replica allows what
+    /// it forbids after this long, whatever Redis or the bus do: each
+    /// replica reads the invalidation outbox every quarter of it, and stops
+    /// trusting its caches when it could not for this long.
+    #[arg(long, env = "KEYWARD_REVOCATION_BOUND", default_value = "1s", value_parser = positive_duration)]
+    pub revocation_bound: Duration,
+
+    /// How far the clocks of any two replicas may disagree. Cached answers
+    /// are stamped with one replica's clock and compared with invalidations
+    /// stamped by another's; too small a value can let a stale answer
+    /// through, too large costs store reads after each write.
+    #[arg(long, env = "KEYWARD_CLOCK_SKEW", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub clock_skew: Duration,
 
     /// Address of the HTTP side port serving Prometheus metrics at
     /// `/metrics` (e.g. `[::]:9090`); unset, no metrics are kept.
@@ -311,6 +372,24 @@ impl Config {
         })
     }
 
+    pub fn revocation_options(&self) -> RevocationOptions {
+        RevocationOptions {
+            bound: self.revocation_bound,
+            // A write that returned OK committed within the database timeout
+            // of its time; a read in between saw the old row.
+            margin: self.clock_skew + self.database.database_timeout,
+        }
+    }
+
+    /// The longest a cached answer can be offered: the Redis TTL, or as a
+    /// stale answer while the store is down.
+    pub fn longest_cached(&self) -> Duration {
+        match self.redis_url {
+            Some(_) => self.redis_ttl.max(self.max_staleness),
+            None => self.max_staleness,
+        }
+    }
+
     /// Parses flags as `keyward serve` would, ignoring the process's
     /// arguments (for tests and embedding).
     pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
@@ -343,6 +422,13 @@ mod tests {
                 || std::env::var("KEYWARD_DATABASE_URL").is_ok()
         );
         assert_eq!(config.l1_ttl, Duration::from_secs(10));
+        if std::env::var_os("KEYWARD_REVOCATION_BOUND").is_none() {
+            assert_eq!(config.revocation_bound, Duration::from_secs(1));
+            assert_eq!(
+                config.revocation_options().interval(),
+                Duration::from_millis(250)
+            );
+        }
     }
 
     #[test]
@@ -360,7 +446,7 @@ mod tests {
         let config = Config::from_args(["--config", path.to_str().unwrap()]).unwrap();
         let settings = config.file_settings().unwrap();
         assert!(settings.ext_authz.observe);
-        assert!(!settings.ext_authz.routes.is_empty());
+        assert!(settings.ext_authz.routes.apply());
 
         std::fs::write(
             &path,
@@ -426,5 +512,34 @@ mod tests {
         assert!(Config::from_args(["--namespace", "team-a_1"]).is_ok());
         assert!(Config::from_args(["--namespace", "a:b"]).is_err());
         assert!(Config::from_args(["--namespace", ""]).is_err());
+    }
+
+    #[test]
+    fn the_bus_listens_only_where_a_session_is_kept() {
+        let db = |args: &[&str]| {
+            let mut all = vec!["--database-url", "postgres://pooler/x"];
+            all.extend_from_slice(args);
+            Config::from_args(all).unwrap().database
+        };
+        assert_eq!(db(&[]).session_url(), Some("postgres://pooler/x"));
+        assert_eq!(
+            db(&["--database-pooler", "session"]).session_url(),
+            Some("postgres://pooler/x")
+        );
+        let transaction = db(&["--database-pooler", "transaction"]);
+        assert_eq!(transaction.session_url(), None);
+        assert!(!transaction.database_pooler.named_statements());
+        let direct = db(&[
+            "--database-pooler",
+            "transaction",
+            "--database-session-url",
+            "postgres://direct/x",
+        ]);
+        assert_eq!(direct.session_url(), Some("postgres://direct/x"));
+        assert_eq!(
+            direct.store_options().session_url.as_deref(),
+            Some("postgres://direct/x")
+        );
+        assert!(Config::from_args(["--database-pooler", "statement"]).is_err());
     }
 }

@@ -79,7 +79,7 @@ pub fn decide<S: AsRef<str>>(
         return Reason::Expired;
     }
     if !record.cidrs.is_empty()
-        && !client_ip.is_some_and(|ip| record.cidrs.iter().any(|net| net.contains(&ip)))
+        && !client_ip.is_some_and(|ip| record.cidrs.iter().any(|net| source_in(net, ip)))
     {
         return Reason::SourceNotAllowed;
     }
@@ -87,6 +87,19 @@ pub fn decide<S: AsRef<str>>(
         return Reason::InsufficientScope;
     }
     Reason::Ok
+}
+
+/// Whether `ip` lies in `net`, an IPv4 address and its IPv4-mapped IPv6
+/// form (`::ffff:10.1.2.3`, what a dual-stack listener reports for an IPv4
+/// client) being one address: `10.0.0.0/8` and `::ffff:10.0.0.0/104` both
+/// hold it, whichever way it is written.
+fn source_in(net: &ipnet::IpNet, ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    net.contains(&ip)
+        || match ip {
+            IpAddr::V4(v4) => net.contains(&IpAddr::V6(v4.to_ipv6_mapped())),
+            IpAddr::V6(_) => false,
+        }
 }
 
 #[cfg(test)]
@@ -220,6 +233,40 @@ mod tests {
             Reason::Ok,
             "no restriction"
         );
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_the_ipv4_address() {
+        let mut v4_net = record(&[]);
+        v4_net.cidrs = vec!["10.0.0.0/8".parse().unwrap()].into_boxed_slice();
+        let mut mapped_net = record(&[]);
+        mapped_net.cidrs = vec!["::ffff:10.0.0.0/104".parse().unwrap()].into_boxed_slice();
+        let no_scopes: [&str; 0] = [];
+        for r in [&v4_net, &mapped_net] {
+            for ip in ["10.1.2.3", "::ffff:10.1.2.3", "::FFFF:a01:203"] {
+                let ip: IpAddr = ip.parse().unwrap();
+                assert_eq!(
+                    decide(Some(r), &no_scopes, Some(ip), now()),
+                    Reason::Ok,
+                    "{ip} in {:?}",
+                    r.cidrs
+                );
+            }
+            for ip in [
+                "11.1.2.3",
+                "::ffff:11.1.2.3",
+                "::10.1.2.3",
+                "2001:db8::a01:203",
+            ] {
+                let ip: IpAddr = ip.parse().unwrap();
+                assert_eq!(
+                    decide(Some(r), &no_scopes, Some(ip), now()),
+                    Reason::SourceNotAllowed,
+                    "{ip} in {:?}",
+                    r.cidrs
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Scopes: what a key may do. `orders:read` is a scope; `orders:*` grants
-//! every scope that starts with `orders:`.
+//! every scope that starts with `orders:`, except reserved ones.
 
 /// The scope that makes a key an admin key (see `grpc::admin_auth`).
 pub const ADMIN: &str = "keyward:admin";
+/// Scopes in this namespace mean something to keyward itself (admin
+/// reach): they are granted only by name, never by a wildcard, so that no
+/// ordinary-looking grant such as `keyward:*` turns a key into an admin.
+pub const RESERVED_PREFIX: &str = "keyward:";
 pub const MAX_LEN: usize = 128;
 const WILDCARD_SUFFIX: &str = ":*";
 
@@ -14,6 +18,16 @@ pub enum InvalidScope {
     TooLong,
     #[error("may only contain letters, digits and _ - . : /, with an optional trailing :*")]
     BadCharacter,
+    #[error("keyward: scopes are granted by name, not by wildcard")]
+    ReservedWildcard,
+}
+
+/// Whether `scope` is in the reserved `keyward:` namespace, in any letter
+/// case (so a look-alike cannot be granted where the real one may not).
+pub fn is_reserved(scope: &str) -> bool {
+    scope
+        .get(..RESERVED_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PREFIX))
 }
 
 /// Checks a scope a key will be granted.
@@ -29,22 +43,24 @@ pub fn validate(scope: &str) -> Result<(), InvalidScope> {
         && body
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':' | b'/'));
-    if body_ok {
-        Ok(())
-    } else {
+    if !body_ok {
         Err(InvalidScope::BadCharacter)
+    } else if body.len() != scope.len() && is_reserved(scope) {
+        Err(InvalidScope::ReservedWildcard)
+    } else {
+        Ok(())
     }
 }
 
 /// Whether `granted` allows `required`: equal, or `granted` is `p:*` and
-/// `required` starts with `p:`.
+/// `required` starts with `p:` and is not reserved.
 pub fn covers(granted: &str, required: &str) -> bool {
     if granted == required {
         return true;
     }
     match granted.strip_suffix('*') {
         Some(prefix) if prefix.ends_with(':') => {
-            required.len() > prefix.len() && required.starts_with(prefix)
+            required.len() > prefix.len() && required.starts_with(prefix) && !is_reserved(required)
         }
         _ => false,
     }
@@ -84,6 +100,35 @@ mod tests {
     }
 
     #[test]
+    fn no_wildcard_covers_a_reserved_scope() {
+        for granted in [
+            "keyward:*",
+            "*",
+            "k*",
+            "keyward*",
+            "KEYWARD:*",
+            "keyward:admin:*",
+        ] {
+            assert!(!covers(granted, ADMIN), "{granted}");
+            assert!(!covers(granted, "keyward:admin:x"), "{granted}");
+        }
+        assert!(covers(ADMIN, ADMIN), "granted by name");
+        assert!(!covers("Keyward:admin", ADMIN), "names are exact");
+        assert!(!covers_all(&["keyward:*"], &[ADMIN]));
+    }
+
+    #[test]
+    fn reserved_scopes_are_recognised_in_any_case() {
+        assert!(is_reserved("keyward:admin"));
+        assert!(is_reserved("KeyWard:admin"));
+        assert!(is_reserved("keyward:*"));
+        assert!(!is_reserved("keyward"));
+        assert!(!is_reserved("keywardx:admin"));
+        assert!(!is_reserved("orders:keyward:admin"));
+        assert!(!is_reserved("ké"));
+    }
+
+    #[test]
     fn covers_all_needs_every_required_scope() {
         let granted = ["orders:*", "users:read"];
         assert!(covers_all(&granted, &["orders:read", "users:read"]));
@@ -104,5 +149,8 @@ mod tests {
         assert_eq!(validate("orders*"), Err(InvalidScope::BadCharacter));
         assert_eq!(validate("a b"), Err(InvalidScope::BadCharacter));
         assert_eq!(validate("a:*:b"), Err(InvalidScope::BadCharacter));
+        assert_eq!(validate("keyward:admin"), Ok(()));
+        assert_eq!(validate("keyward:*"), Err(InvalidScope::ReservedWildcard));
+        assert_eq!(validate("KEYWARD:x:*"), Err(InvalidScope::ReservedWildcard));
     }
 }

@@ -15,10 +15,10 @@ use crate::{
     admin::Admin,
     authz::Authz,
     cache::{
-        KeyLookup, LocalBus, Publisher, RedisCache,
+        KeyLookup, LocalBus, OutboxTail, Publisher, RedisCache,
         bus::{PostgresBus, RedisBus},
     },
-    config::Config,
+    config::{Config, DatabaseArgs},
     grpc::{
         MAX_REQUEST_BYTES,
         ext_authz::{self, ExtAuthzService},
@@ -26,7 +26,7 @@ use crate::{
     },
     limit::{Limiter, RedisLimiter},
     proto::{self, v1::key_service_server::KeyServiceServer},
-    store::{self, KeyStore, TimeoutStore},
+    store::{self, KeyStore, Pooler, TimeoutStore},
     telemetry,
     tls::{self, ServerTls},
     usage::{UsageCounter, UsageWriter},
@@ -63,6 +63,9 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // A bad config file is reported before anything is opened.
         config.file_settings()?;
+        if config.database.url().expose().starts_with("postgres") {
+            check_sessions(&config.database).await?;
+        }
         let store = store::connect(
             config.database.url().expose(),
             &config.database.store_options(),
@@ -108,6 +111,7 @@ impl Application {
         }
         let stopping = CancellationToken::new();
         let lookup = Self::build_lookup(&config, store.clone(), &stopping)?;
+        Self::start_revocation(&config, store.clone(), &lookup, &stopping).await;
         let limiter = Limiter::new(
             lookup
                 .l2()
@@ -152,6 +156,7 @@ impl Application {
         stopping: &CancellationToken,
     ) -> anyhow::Result<Arc<KeyLookup>> {
         let l1 = config.l1_options();
+        let revocation = config.revocation_options();
         let database_url = config.database.url().expose();
         if let Some(redis) = config.redis_options() {
             let l2 = Arc::new(RedisCache::new(redis.clone()).map_err(anyhow::Error::msg)?);
@@ -159,25 +164,64 @@ impl Application {
                 RedisBus::new(&redis.url, &redis.namespace, redis.timeout)
                     .map_err(anyhow::Error::msg)?,
             );
-            let lookup = Arc::new(KeyLookup::new(store, &l1, Some(l2), bus.clone()));
+            let lookup = Arc::new(
+                KeyLookup::new(store, &l1, Some(l2), bus.clone()).with_revocation(&revocation),
+            );
             bus.subscribe(lookup.clone(), stopping.clone());
             return Ok(lookup);
         }
         if database_url.starts_with("postgres") {
+            let Some(listen_url) = config.database.session_url() else {
+                anyhow::bail!(
+                    "--database-pooler transaction: LISTEN/NOTIFY, the invalidation bus without \
+                     Redis, cannot work through a transaction pooler. Set --redis-url \
+                     (KEYWARD_REDIS_URL) for the bus, or --database-session-url \
+                     (KEYWARD_DATABASE_SESSION_URL) to a direct connection"
+                );
+            };
             let bus = Arc::new(
                 PostgresBus::new(
-                    database_url,
+                    listen_url,
                     &config.namespace,
                     config.database.database_timeout,
                 )
                 .map_err(anyhow::Error::msg)?,
             );
-            let lookup = Arc::new(KeyLookup::new(store, &l1, None, bus.clone()));
+            let lookup = Arc::new(
+                KeyLookup::new(store, &l1, None, bus.clone()).with_revocation(&revocation),
+            );
             bus.subscribe(lookup.clone(), stopping.clone());
             return Ok(lookup);
         }
         let bus: Arc<dyn Publisher> = Arc::new(LocalBus);
-        Ok(Arc::new(KeyLookup::new(store, &l1, None, bus)))
+        Ok(Arc::new(
+            KeyLookup::new(store, &l1, None, bus).with_revocation(&revocation),
+        ))
+    }
+
+    /// Seeds the known invalidations and tails the outbox (see
+    /// `cache::outbox`), and retries tombstones Redis did not take. A store
+    /// that cannot be read yet is no reason not to start: until the tail
+    /// succeeds, cached answers are not trusted.
+    async fn start_revocation(
+        config: &Config,
+        store: Arc<dyn KeyStore>,
+        lookup: &Arc<KeyLookup>,
+        stopping: &CancellationToken,
+    ) {
+        let mut tail = OutboxTail::new(
+            store,
+            lookup.clone(),
+            config.revocation_options(),
+            config.longest_cached(),
+        );
+        if let Err(error) = tail.round().await {
+            tracing::warn!(%error, "cannot read the invalidation outbox yet; retrying");
+        }
+        tail.spawn(stopping.clone());
+        if let Some(l2) = lookup.l2() {
+            l2.retry_tombstones(stopping.clone());
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -303,8 +347,9 @@ impl Application {
                 Ok(())
             }
         };
-        // After the drain, so the calls it let finish are counted too.
-        match self.state.usage.flush().await {
+        // After the drain, so the calls it let finish are counted too; given
+        // as long again as the drain to get through.
+        match self.state.usage.flush_final(drain_timeout).await {
             Ok(rows) => tracing::debug!(rows, "usage flushed"),
             Err(error) => {
                 tracing::error!(%error, "usage since the last flush could not be written")
@@ -314,6 +359,44 @@ impl Application {
         tracing::info!("keyward stopped");
         Ok(())
     }
+}
+
+/// How long the start-up probe waits for its own notification; a session
+/// delivers it in one round trip.
+const SESSION_PROBE_WAIT: Duration = Duration::from_secs(3);
+
+/// Refuses a URL that would give wrong answers as configured: a database URL
+/// not declared as going through a transaction pooler that does not keep a
+/// session (named statements would run other clients' SQL, the bus would
+/// hear nothing), or a session URL that does not keep one.
+async fn check_sessions(database: &DatabaseArgs) -> anyhow::Result<()> {
+    let mut urls = Vec::new();
+    if database.database_pooler != Pooler::Transaction {
+        urls.push(("--database-url", database.url().expose()));
+    }
+    if let Some(url) = database.session_url_setting() {
+        urls.push(("--database-session-url", url.expose()));
+    }
+    for (flag, url) in urls {
+        match store::check_session(url, SESSION_PROBE_WAIT).await {
+            Ok(true) => {}
+            Ok(false) => anyhow::bail!(
+                "{flag} does not keep a database session: a LISTEN/NOTIFY probe sent through it \
+                 was not delivered within {SESSION_PROBE_WAIT:?}, which is what a \
+                 transaction-mode pooler (PgBouncer pool_mode=transaction) does; through it \
+                 keyward would run other clients' prepared statements and miss invalidations. \
+                 Point {flag} at a direct connection or a session-mode pooler, or declare the \
+                 pooler with --database-pooler transaction (KEYWARD_DATABASE_POOLER) and give the \
+                 bus Redis (--redis-url) or a direct --database-session-url"
+            ),
+            // Nothing learnt; a database that is still coming up must not
+            // keep the server down (it connects lazily).
+            Err(error) => {
+                tracing::warn!(flag, %error, "cannot check that the database URL keeps a session; starting without the check")
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The gauges that are read, not counted: refreshed at each scrape.

@@ -3,9 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::{error::Error, key::KeyId, scope};
+use crate::{
+    error::Error,
+    key::KeyId,
+    limit::{Quota, RateLimit},
+    scope,
+};
 
 pub const MAX_NAME: usize = 128;
 pub const MAX_KEY: usize = 512;
@@ -110,9 +115,100 @@ pub fn key_id(field: &str, id: &str) -> Result<KeyId, Error> {
         .map_err(|e: crate::key::InvalidKeyId| Error::invalid(field, e.to_string()))
 }
 
+/// The earliest instant keyward accepts: nothing it stores predates the epoch.
+pub const MIN_TIME: DateTime<Utc> = DateTime::UNIX_EPOCH;
+/// The latest instant keyward accepts, 9999-12-31T23:59:59Z: every engine
+/// and every client library can hold it, and expiry arithmetic on it
+/// cannot overflow.
+pub const MAX_TIME: DateTime<Utc> = match DateTime::from_timestamp(253_402_300_799, 0) {
+    Some(t) => t,
+    None => panic!("9999-12-31T23:59:59Z is a valid time"),
+};
+
+/// A time a client sent: within [`MIN_TIME`] ..= [`MAX_TIME`].
+pub fn time(field: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>, Error> {
+    if (MIN_TIME..=MAX_TIME).contains(&at) {
+        Ok(at)
+    } else {
+        Err(Error::invalid(
+            field,
+            "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+        ))
+    }
+}
+
 pub fn future_time(field: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), Error> {
+    time(field, at)?;
     if at <= now {
         return Err(Error::invalid(field, "must be in the future"));
+    }
+    Ok(())
+}
+
+/// `at + by`, held within [`MIN_TIME`] ..= [`MAX_TIME`] instead of
+/// overflowing: a lifetime copied by Rotate or a grace period never makes
+/// a time keyward could not store.
+pub fn later_by(at: DateTime<Utc>, by: TimeDelta) -> DateTime<Utc> {
+    match at.checked_add_signed(by) {
+        Some(t) => t.clamp(MIN_TIME, MAX_TIME),
+        None if by < TimeDelta::zero() => MIN_TIME,
+        None => MAX_TIME,
+    }
+}
+
+/// Bounds on limits, so the limit arithmetic (µs in an `i64`, and doubles
+/// in the Redis script) stays exact.
+pub const MAX_RATE_LIMIT: u32 = 1_000_000_000;
+pub const MAX_BURST: u32 = 1_000_000;
+pub const MAX_QUOTA: i64 = 1_000_000_000_000_000;
+pub const MAX_REFILL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
+
+pub fn rate_limit(field: &str, limit: &RateLimit) -> Result<(), Error> {
+    if !(1..=MAX_RATE_LIMIT).contains(&limit.limit) {
+        return Err(Error::invalid(
+            format!("{field}.limit"),
+            format!("must be 1 to {MAX_RATE_LIMIT}"),
+        ));
+    }
+    if !(RateLimit::MIN_PERIOD..=RateLimit::MAX_PERIOD).contains(&limit.period) {
+        return Err(Error::invalid(
+            format!("{field}.period"),
+            "must be 1 ms to 1 day",
+        ));
+    }
+    if u128::from(limit.limit) > limit.period.as_micros() {
+        return Err(Error::invalid(
+            format!("{field}.limit"),
+            "more than one call per microsecond",
+        ));
+    }
+    if !(1..=MAX_BURST).contains(&limit.burst) {
+        return Err(Error::invalid(
+            format!("{field}.burst"),
+            format!("must be 0 to {MAX_BURST} (0 means 1)"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn quota(field: &str, quota: &Quota) -> Result<(), Error> {
+    if !(1..=MAX_QUOTA).contains(&quota.limit) {
+        return Err(Error::invalid(
+            format!("{field}.limit"),
+            format!("must be 1 to {MAX_QUOTA}"),
+        ));
+    }
+    if !(0..=MAX_QUOTA).contains(&quota.refill_amount) {
+        return Err(Error::invalid(
+            format!("{field}.refill_amount"),
+            format!("must be 0 to {MAX_QUOTA}"),
+        ));
+    }
+    if quota.refill_interval > MAX_REFILL_INTERVAL {
+        return Err(Error::invalid(
+            format!("{field}.refill_interval"),
+            "must be at most 366 days",
+        ));
     }
     Ok(())
 }
@@ -233,6 +329,120 @@ mod tests {
         assert_eq!(
             field_of(cidrs("allowed_cidrs", &vec!["10.0.0.1".into(); 65])),
             "allowed_cidrs"
+        );
+    }
+
+    #[test]
+    fn times_are_bounded_to_the_documented_range() {
+        assert_eq!(MAX_TIME.to_rfc3339(), "9999-12-31T23:59:59+00:00");
+        assert!(time("t", MAX_TIME).is_ok());
+        assert!(time("t", MIN_TIME).is_ok());
+        let after = MAX_TIME + TimeDelta::seconds(1);
+        assert_eq!(field_of(time("expires_at", after)), "expires_at");
+        let before = MIN_TIME - TimeDelta::microseconds(1);
+        assert_eq!(field_of(time("since", before)), "since");
+        let now = Utc::now();
+        assert_eq!(
+            field_of(future_time(
+                "expires_at",
+                MAX_TIME + TimeDelta::days(1),
+                now
+            )),
+            "expires_at"
+        );
+        assert!(future_time("expires_at", MAX_TIME, now).is_ok());
+    }
+
+    #[test]
+    fn later_by_stays_within_the_range_instead_of_overflowing() {
+        let now = Utc::now();
+        assert_eq!(
+            later_by(now, TimeDelta::hours(1)),
+            now + TimeDelta::hours(1)
+        );
+        assert_eq!(later_by(now, MAX_TIME - MIN_TIME), MAX_TIME);
+        assert_eq!(later_by(DateTime::<Utc>::MAX_UTC, TimeDelta::MAX), MAX_TIME);
+        assert_eq!(later_by(now, TimeDelta::MIN), MIN_TIME);
+    }
+
+    #[test]
+    fn limits_are_bounded_by_field() {
+        use std::time::Duration;
+        let ok = RateLimit {
+            limit: 100,
+            period: Duration::from_secs(1),
+            burst: 10,
+        };
+        assert!(rate_limit("rate_limit", &ok).is_ok());
+        let day = Duration::from_secs(86_400);
+        let most = RateLimit {
+            limit: MAX_RATE_LIMIT,
+            period: day,
+            burst: MAX_BURST,
+        };
+        assert!(rate_limit("rate_limit", &most).is_ok());
+        let field = |l: RateLimit| field_of(rate_limit("rate_limit", &l));
+        assert_eq!(
+            field(RateLimit {
+                burst: MAX_BURST + 1,
+                ..ok
+            }),
+            "rate_limit.burst"
+        );
+        assert_eq!(field(RateLimit { burst: 0, ..ok }), "rate_limit.burst");
+        assert_eq!(
+            field(RateLimit {
+                limit: MAX_RATE_LIMIT + 1,
+                ..most
+            }),
+            "rate_limit.limit"
+        );
+        assert_eq!(field(RateLimit { limit: 0, ..ok }), "rate_limit.limit");
+        assert_eq!(
+            field(RateLimit {
+                limit: 2_000,
+                period: Duration::from_millis(1),
+                ..ok
+            }),
+            "rate_limit.limit",
+            "more than one call per µs"
+        );
+        assert_eq!(
+            field(RateLimit {
+                period: day * 2,
+                ..ok
+            }),
+            "rate_limit.period"
+        );
+
+        let q = Quota {
+            limit: MAX_QUOTA,
+            period: crate::limit::QuotaPeriod::Credits,
+            refill_amount: MAX_QUOTA,
+            refill_interval: MAX_REFILL_INTERVAL,
+        };
+        assert!(quota("quota", &q).is_ok());
+        let field = |q: Quota| field_of(quota("quota", &q));
+        assert_eq!(
+            field(Quota {
+                limit: MAX_QUOTA + 1,
+                ..q
+            }),
+            "quota.limit"
+        );
+        assert_eq!(
+            field(Quota {
+                refill_amount: -1,
+                ..q
+            }),
+            "quota.refill_amount"
+        );
+        assert_eq!(
+            field(Quota {
+                refill_interval: MAX_REFILL_INTERVAL + Duration::from_secs(1),
+                ..q
+            }),
+            "quota.refill_interval"
         );
     }
 

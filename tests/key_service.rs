@@ -345,7 +345,7 @@ async fn admin_auth(db: TestDb) {
             .await
             .unwrap_err()
             .code(),
-        Code::PermissionDenied
+        Code::NotFound
     );
     let rotate_other = pb::RotateRequest {
         key_id: other_id.clone(),
@@ -357,7 +357,7 @@ async fn admin_auth(db: TestDb) {
             .await
             .unwrap_err()
             .code(),
-        Code::PermissionDenied
+        Code::NotFound
     );
     assert_eq!(
         client
@@ -365,7 +365,7 @@ async fn admin_auth(db: TestDb) {
             .await
             .unwrap_err()
             .code(),
-        Code::PermissionDenied
+        Code::NotFound
     );
     let list_other = pb::ListKeysRequest {
         project: "globex".into(),

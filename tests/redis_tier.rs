@@ -162,7 +162,7 @@ async fn revocation_reaches_the_other_replica_over_postgres_notify() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_bus_cut_a_revocation_heals_within_the_l1_ttl() {
+async fn with_the_bus_cut_a_revocation_reaches_b_within_the_bound() {
     let (Some(db), Some(redis)) = (TestDb::postgres().await, shared().await) else {
         return;
     };
@@ -170,7 +170,7 @@ async fn with_the_bus_cut_a_revocation_heals_within_the_l1_ttl() {
     let proxy = Proxy::start(redis_addr).await;
     let via_proxy = format!("redis://{}", proxy.addr);
     let ns = namespace();
-    let common = ["--namespace", &ns, "--l1-ttl", "1s"];
+    let common = ["--namespace", &ns, "--l1-ttl", "60s"];
     let a = TestApp::spawn_with(
         config(&db.url, &[&common[..], &["--redis-url", &redis]].concat()),
         None,
@@ -193,17 +193,14 @@ async fn with_the_bus_cut_a_revocation_heals_within_the_l1_ttl() {
     revoke(&mut ca, &admin, &id).await.unwrap();
     let started = Instant::now();
     assert!(!allowed(&mut ca, &key).await, "A denies at once");
-    assert!(
-        allowed(&mut cb, &key).await,
-        "B, cut off from the bus, still has the key in L1"
-    );
+    // B, cut off from the bus, learns it from the outbox.
     time_to_denial(&mut cb, &key, Duration::from_secs(3)).await;
     let lag = started.elapsed();
     println!(
-        "bus cut: B denied the revoked key {:.0} ms after the revoke (L1 TTL 1000 ms)",
+        "bus cut: B denied the revoked key {:.0} ms after the revoke (revocation bound 1000 ms)",
         lag.as_secs_f64() * 1e3
     );
-    assert!(lag <= Duration::from_millis(1500), "{lag:?}");
+    assert!(lag <= Duration::from_secs(1), "{lag:?}");
 
     // Known keys keep working on B while its Redis is unreachable.
     let (other, _) = issue(&mut ca, &admin, "other").await;

@@ -10,8 +10,8 @@ use keyward::{
     key::{Digest, KeyId, format},
     limit::{Quota, QuotaPeriod, RateLimit},
     store::{
-        AuditAction, AuditEvent, AuditQuery, KeyChanges, KeyStatus, KeyStore, ListQuery, NewKey,
-        StoreError,
+        AuditAction, AuditDraft, AuditEvent, AuditQuery, KeyChanges, KeyStatus, KeyStore,
+        ListQuery, NewKey, StoreError, StoredKey, WriteBy,
     },
 };
 use serde_json::json;
@@ -61,15 +61,17 @@ fn event(action: AuditAction, key: &NewKey) -> AuditEvent {
     }
 }
 
-fn event_for(action: AuditAction, project: &str, id: &KeyId) -> AuditEvent {
-    AuditEvent {
-        at: now(),
-        actor: None,
-        action,
-        project: project.into(),
-        target: id.clone(),
-        source: "test".into(),
-        details: json!({}),
+/// A write by an admin of `project`.
+fn by(action: AuditAction, project: &str) -> WriteBy {
+    WriteBy {
+        project: Some(project.into()),
+        audit: AuditDraft {
+            at: now(),
+            actor: None,
+            action,
+            source: "test".into(),
+            details: json!({}),
+        },
     }
 }
 
@@ -177,12 +179,7 @@ async fn labels_are_unique_among_live_keys(db: TestDb) {
 
     let at = now();
     store
-        .revoke(
-            &first.id,
-            at,
-            "done",
-            &event_for(AuditAction::Revoke, "acme", &first.id),
-        )
+        .revoke(&first.id, at, "done", &by(AuditAction::Revoke, "acme"))
         .await
         .unwrap();
     insert(&store, &clash).await; // a revoked key no longer holds its label
@@ -209,12 +206,7 @@ async fn revoke_is_idempotent(db: TestDb) {
     insert(&store, &key).await;
     let at = now();
     let revoked = store
-        .revoke(
-            &key.id,
-            at,
-            "leaked",
-            &event_for(AuditAction::Revoke, "acme", &key.id),
-        )
+        .revoke(&key.id, at, "leaked", &by(AuditAction::Revoke, "acme"))
         .await
         .unwrap();
     assert_eq!(revoked.revoked_at, Some(at));
@@ -234,7 +226,7 @@ async fn revoke_is_idempotent(db: TestDb) {
             &key.id,
             at + Duration::seconds(1),
             "again",
-            &event_for(AuditAction::Revoke, "acme", &key.id),
+            &by(AuditAction::Revoke, "acme"),
         )
         .await
         .unwrap();
@@ -244,12 +236,7 @@ async fn revoke_is_idempotent(db: TestDb) {
 
     let missing = KeyId::generate();
     let err = store
-        .revoke(
-            &missing,
-            at,
-            "x",
-            &event_for(AuditAction::Revoke, "acme", &missing),
-        )
+        .revoke(&missing, at, "x", &by(AuditAction::Revoke, "acme"))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)));
@@ -266,9 +253,10 @@ async fn rotation_hands_over_the_label(db: TestDb) {
     let rotated = store
         .rotate(
             &old.id,
-            &successor,
+            successor.created_at,
             until,
-            &event_for(AuditAction::Rotate, "acme", &old.id),
+            &mut |_: &StoredKey| successor.clone(),
+            &by(AuditAction::Rotate, "acme"),
         )
         .await
         .unwrap();
@@ -296,9 +284,10 @@ async fn rotation_hands_over_the_label(db: TestDb) {
     let err = store
         .rotate(
             &old.id,
-            &again,
+            again.created_at,
             until,
-            &event_for(AuditAction::Rotate, "acme", &old.id),
+            &mut |_: &StoredKey| again.clone(),
+            &by(AuditAction::Rotate, "acme"),
         )
         .await
         .unwrap_err();
@@ -312,7 +301,7 @@ async fn rotation_hands_over_the_label(db: TestDb) {
             &old.id,
             &KeyChanges::default(),
             now(),
-            &event_for(AuditAction::Update, "acme", &old.id),
+            &by(AuditAction::Update, "acme"),
         )
         .await
         .unwrap_err();
@@ -321,17 +310,105 @@ async fn rotation_hands_over_the_label(db: TestDb) {
     // Revoking a rotating key ends its grace at once.
     let at = now();
     let revoked = store
-        .revoke(
-            &old.id,
-            at,
-            "leaked",
-            &event_for(AuditAction::Revoke, "acme", &old.id),
-        )
+        .revoke(&old.id, at, "leaked", &by(AuditAction::Revoke, "acme"))
         .await
         .unwrap();
     assert_eq!(revoked.status(at), KeyStatus::Revoked);
 }
 on_both_stores!(rotation, rotation_hands_over_the_label);
+
+/// Every write decides on the row it locked: who may write it, and what a
+/// rotation copies into the successor.
+async fn writes_decide_on_the_locked_row(db: TestDb) {
+    let store = db.store().await;
+    let key = new_key("acme", "ci");
+    insert(&store, &key).await;
+
+    // Another project's admin gets what an unknown id gets; nothing is written.
+    let outsider = |action| by(action, "globex");
+    let err = store
+        .revoke(&key.id, now(), "x", &outsider(AuditAction::Revoke))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound(ref id) if *id == key.id),
+        "{err:?}"
+    );
+    let changes = KeyChanges {
+        scopes: Some(vec![]),
+        ..Default::default()
+    };
+    let err = store
+        .update(&key.id, &changes, now(), &outsider(AuditAction::Update))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    let mut built = false;
+    let err = store
+        .rotate(
+            &key.id,
+            now(),
+            now(),
+            &mut |_: &StoredKey| {
+                built = true;
+                new_key("acme", "ci")
+            },
+            &outsider(AuditAction::Rotate),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert!(!built, "no successor for a key the writer may not touch");
+    assert_eq!(
+        store.get(&key.id).await.unwrap().unwrap().status(now()),
+        KeyStatus::Active
+    );
+    assert_eq!(audit_count(&store, &key.id).await, 1, "only the issue");
+
+    // The successor is built from the row as the last committed write left it.
+    let cut = KeyChanges {
+        scopes: Some(vec!["orders:read".into()]),
+        ..Default::default()
+    };
+    store
+        .update(&key.id, &cut, now(), &by(AuditAction::Update, "acme"))
+        .await
+        .unwrap();
+    let mut seen = None;
+    let rotated = store
+        .rotate(
+            &key.id,
+            now(),
+            now() + Duration::hours(1),
+            &mut |old: &StoredKey| {
+                seen = Some(old.scopes.clone());
+                let mut next = new_key(&old.project, &old.label);
+                next.scopes = old.scopes.clone();
+                next.replaces = Some(old.id.clone());
+                next
+            },
+            &by(AuditAction::Rotate, "acme"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen, Some(vec!["orders:read".to_string()]));
+    assert_eq!(rotated.new.scopes, ["orders:read"]);
+    let events = store
+        .list_audit(&AuditQuery {
+            target: Some(key.id.clone()),
+            action: Some(AuditAction::Rotate),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].project, "acme",
+        "the audit event names the locked key"
+    );
+}
+on_both_stores!(locked_row_decides, writes_decide_on_the_locked_row);
 
 async fn updates_apply_atomically(db: TestDb) {
     let store = db.store().await;
@@ -357,12 +434,7 @@ async fn updates_apply_atomically(db: TestDb) {
         allowed_cidrs: Some(vec![]),
     };
     let updated = store
-        .update(
-            &key.id,
-            &changes,
-            at,
-            &event_for(AuditAction::Update, "acme", &key.id),
-        )
+        .update(&key.id, &changes, at, &by(AuditAction::Update, "acme"))
         .await
         .unwrap();
     assert_eq!(updated.label, "ci-2");
@@ -386,12 +458,7 @@ async fn updates_apply_atomically(db: TestDb) {
         ..Default::default()
     };
     let err = store
-        .update(
-            &key.id,
-            &clash,
-            now(),
-            &event_for(AuditAction::Update, "acme", &key.id),
-        )
+        .update(&key.id, &clash, now(), &by(AuditAction::Update, "acme"))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::LabelTaken { .. }));
@@ -404,33 +471,18 @@ async fn updates_apply_atomically(db: TestDb) {
         ..Default::default()
     };
     let cleared = store
-        .update(
-            &key.id,
-            &clear,
-            now(),
-            &event_for(AuditAction::Update, "acme", &key.id),
-        )
+        .update(&key.id, &clear, now(), &by(AuditAction::Update, "acme"))
         .await
         .unwrap();
     assert_eq!(cleared.expires_at, None);
 
     // Revoked keys are frozen.
     store
-        .revoke(
-            &other.id,
-            now(),
-            "x",
-            &event_for(AuditAction::Revoke, "acme", &other.id),
-        )
+        .revoke(&other.id, now(), "x", &by(AuditAction::Revoke, "acme"))
         .await
         .unwrap();
     let err = store
-        .update(
-            &other.id,
-            &clear,
-            now(),
-            &event_for(AuditAction::Update, "acme", &other.id),
-        )
+        .update(&other.id, &clear, now(), &by(AuditAction::Update, "acme"))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)));
@@ -450,21 +502,17 @@ async fn listing_filters_and_pages(db: TestDb) {
     expired.expires_at = Some(now() - Duration::seconds(1));
     insert(&store, &expired).await;
     store
-        .revoke(
-            &ids[0],
-            now(),
-            "x",
-            &event_for(AuditAction::Revoke, "acme", &ids[0]),
-        )
+        .revoke(&ids[0], now(), "x", &by(AuditAction::Revoke, "acme"))
         .await
         .unwrap();
     let rotating = new_key("acme", "k1");
     store
         .rotate(
             &ids[1],
-            &rotating,
+            rotating.created_at,
             now() + Duration::hours(1),
-            &event_for(AuditAction::Rotate, "acme", &ids[1]),
+            &mut |_: &StoredKey| rotating.clone(),
+            &by(AuditAction::Rotate, "acme"),
         )
         .await
         .unwrap();
@@ -536,12 +584,7 @@ async fn audit_events_filter(db: TestDb) {
     let key = new_key("acme", "ci");
     insert(&store, &key).await;
     store
-        .revoke(
-            &key.id,
-            now(),
-            "x",
-            &event_for(AuditAction::Revoke, "acme", &key.id),
-        )
+        .revoke(&key.id, now(), "x", &by(AuditAction::Revoke, "acme"))
         .await
         .unwrap();
     insert(&store, &new_key("other", "ci")).await;

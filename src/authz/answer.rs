@@ -101,8 +101,14 @@ impl Refusal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
     Key(Reason),
-    /// Route rules apply and the path is not in normal form.
+    /// Route rules apply and the path has no canonical form.
     PathNotNormal,
+    /// Credential sources hold different keys.
+    AmbiguousCredential,
+    /// A method-override header names a method another rule applies to.
+    MethodOverride,
+    /// A valid key, but no route rule matches and `default_route = "deny"`.
+    NoRoute,
     /// No tier could look the key up (only answered in observe mode; in
     /// enforce mode this is an error, so Envoy fails closed).
     Unavailable,
@@ -113,6 +119,9 @@ impl Why {
         match self {
             Why::Key(reason) => reason.as_str(),
             Why::PathNotNormal => "path_not_normal",
+            Why::AmbiguousCredential => "ambiguous_credential",
+            Why::MethodOverride => "method_override",
+            Why::NoRoute => "no_route",
             Why::Unavailable => "unavailable",
         }
     }
@@ -120,7 +129,10 @@ impl Why {
     fn refusal(self) -> Option<Refusal> {
         match self {
             Why::Key(reason) => Refusal::for_reason(reason),
-            Why::PathNotNormal => Some(Refusal::BadRequest),
+            Why::PathNotNormal | Why::MethodOverride => Some(Refusal::BadRequest),
+            // Looks like any other bad key to the client.
+            Why::AmbiguousCredential => Some(Refusal::Unauthorized),
+            Why::NoRoute => Some(Refusal::Forbidden),
             // Fails closed as a gRPC error when enforced.
             Why::Unavailable => Some(Refusal::Unauthorized),
         }
@@ -151,10 +163,10 @@ impl Decision {
 pub enum Action<'a> {
     /// Let the request through. With `identity`, set the key-id and project
     /// headers from it; without, remove them so a client cannot forge them.
-    /// `strip` names the credential to remove.
+    /// `strip` names every credential to remove.
     Allow {
         identity: Option<Arc<KeyRecord>>,
-        strip: Option<Source<'a>>,
+        strip: Vec<Source<'a>>,
     },
     Deny(Refusal),
 }
@@ -168,6 +180,9 @@ pub enum Required<'a> {
     Rule(&'a [String]),
     /// No extension and no matching rule: any valid key.
     Nothing,
+    /// No matching rule and `default_route = "deny"`: no key will do (the
+    /// key is still checked, so a bad one gets the usual 401).
+    Unrouted,
 }
 
 impl Required<'_> {
@@ -176,7 +191,7 @@ impl Required<'_> {
         match self {
             Required::Listed(list) => Some(super::split_scopes(list).collect::<Vec<_>>().join(",")),
             Required::Rule(scopes) => Some(scopes.join(",")),
-            Required::Nothing => None,
+            Required::Nothing | Required::Unrouted => None,
         }
     }
 }
@@ -197,12 +212,13 @@ pub struct Answer<'a> {
 }
 
 impl<'a> Answer<'a> {
-    /// `strip` is where the credential came from, when it is to be removed.
+    /// `strip` is every source a credential came from, when they are to be
+    /// removed.
     pub fn new(
         why: Why,
         record: Option<Arc<KeyRecord>>,
         observe: bool,
-        strip: Option<Source<'a>>,
+        strip: Vec<Source<'a>>,
     ) -> Self {
         let (action, decision) = match why.refusal() {
             None => (
@@ -321,7 +337,7 @@ mod tests {
     fn too_many_requests_says_when_to_retry() {
         let headers = Refusal::for_reason(Reason::RateLimited).unwrap().headers();
         assert!(headers.contains(&("retry-after", "1".into())));
-        let answer = Answer::new(Why::Key(Reason::RateLimited), Some(record()), false, None)
+        let answer = Answer::new(Why::Key(Reason::RateLimited), Some(record()), false, vec![])
             .with_limits(Some(Tier::L1), Some(Duration::from_millis(2_100)), None);
         let Action::Deny(refusal) = answer.action else {
             panic!("denied")
@@ -350,14 +366,14 @@ mod tests {
             Why::Key(Reason::Ok),
             Some(r.clone()),
             false,
-            Some(Source::Header("x-api-key")),
+            vec![Source::Header("x-api-key"), Source::Header("authorization")],
         );
         assert_eq!(a.decision, Decision::Allow);
         assert_eq!(
             a.action,
             Action::Allow {
                 identity: Some(r),
-                strip: Some(Source::Header("x-api-key"))
+                strip: vec![Source::Header("x-api-key"), Source::Header("authorization")]
             }
         );
     }
@@ -369,7 +385,7 @@ mod tests {
             Why::Key(Reason::InsufficientScope),
             Some(r.clone()),
             false,
-            None,
+            vec![],
         );
         assert_eq!(denied.decision, Decision::Deny);
         assert_eq!(denied.action, Action::Deny(Refusal::Forbidden));
@@ -378,26 +394,35 @@ mod tests {
             Why::Key(Reason::InsufficientScope),
             Some(r),
             true,
-            Some(Source::Header("authorization")),
+            vec![Source::Header("authorization")],
         );
         assert_eq!(observed.decision, Decision::WouldDeny);
         assert_eq!(
             observed.action,
             Action::Allow {
                 identity: None,
-                strip: Some(Source::Header("authorization"))
+                strip: vec![Source::Header("authorization")]
             }
         );
         assert_eq!(observed.why.as_str(), "insufficient_scope");
 
-        let ok_observed = Answer::new(Why::Key(Reason::Ok), Some(record()), true, None);
+        let ok_observed = Answer::new(Why::Key(Reason::Ok), Some(record()), true, vec![]);
         assert_eq!(ok_observed.decision, Decision::Allow);
     }
 
     #[test]
     fn unnormal_paths_are_bad_requests() {
-        let a = Answer::new(Why::PathNotNormal, None, false, None);
+        let a = Answer::new(Why::PathNotNormal, None, false, vec![]);
         assert_eq!(a.action, Action::Deny(Refusal::BadRequest));
         assert_eq!(Refusal::BadRequest.status(), 400);
+    }
+
+    #[test]
+    fn ambiguous_keys_look_like_bad_keys_and_unrouted_paths_are_forbidden() {
+        let a = Answer::new(Why::AmbiguousCredential, None, false, vec![]);
+        assert_eq!(a.action, Action::Deny(Refusal::Unauthorized));
+        let a = Answer::new(Why::NoRoute, Some(record()), false, vec![]);
+        assert_eq!(a.action, Action::Deny(Refusal::Forbidden));
+        assert_eq!(a.why.as_str(), "no_route");
     }
 }

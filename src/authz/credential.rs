@@ -2,14 +2,20 @@
 //! `authorization` header with a scheme (`Bearer <key>`, `ApiKey <key>`),
 //! or, only when enabled, a query parameter.
 //!
-//! Extraction borrows from the request and allocates nothing. It does not
-//! judge the key: an empty or odd value is handed on as it is, and the
-//! verifier calls it missing or malformed like any other.
+//! Every source is looked at, not just the first that holds something: a
+//! request whose sources hold different values is ambiguous (the upstream
+//! might believe another one than keyward checked) and is refused, and on
+//! allow every source that held the key is stripped.
+//!
+//! Extraction borrows from the request; it allocates only the list of
+//! sources found. It does not judge the key: an empty or odd value is
+//! handed on as it is, and the verifier calls it missing or malformed like
+//! any other.
 
 use super::Fields;
 
-/// Where keys are looked for, in this order: each of `key_headers`, then the
-/// authorization header, then the query parameter.
+/// Where keys are looked for: each of `key_headers`, the authorization
+/// header, and the query parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySources {
     /// Headers whose whole value is the key; lower-case.
@@ -40,48 +46,92 @@ pub enum Source<'a> {
     QueryParam(&'a str),
 }
 
-/// A presented key and where it came from.
+/// The key a request presents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Credential<'a> {
-    pub key: &'a str,
-    pub source: Source<'a>,
+pub enum Key<'a> {
+    /// No configured source carries one.
+    None,
+    /// Every source that carries one carries this (possibly empty) value.
+    One(&'a str),
+    /// Sources disagree: no one can say which key the upstream would
+    /// believe, so the request is refused like a bad key.
+    Ambiguous,
+}
+
+/// What a request carries in keyward's credential sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presented<'a> {
+    pub key: Key<'a>,
+    /// Every source holding a credential, in the order looked at: all of
+    /// them are stripped on allow, not only the one used, so no copy of the
+    /// key reaches the upstream.
+    pub sources: Vec<Source<'a>>,
+}
+
+impl<'a> Presented<'a> {
+    /// The key to verify; `""` (missing) when there is none. Ambiguity is
+    /// decided by the caller before this matters.
+    pub fn key(&self) -> &'a str {
+        match self.key {
+            Key::One(key) => key,
+            Key::None | Key::Ambiguous => "",
+        }
+    }
 }
 
 impl KeySources {
-    /// The first key the request presents, or `None` when it presents none.
-    /// An authorization header with another scheme (`Basic …`) is not a
-    /// keyward credential and is passed over.
+    /// Every keyward credential the request presents. An authorization
+    /// header with another scheme (`Basic …`) is not one and is passed over
+    /// (and left for the upstream).
     pub fn extract<'a, H: Fields + ?Sized>(
         &'a self,
         headers: &'a H,
         path: &'a str,
-    ) -> Option<Credential<'a>> {
+    ) -> Presented<'a> {
+        let mut presented = Presented {
+            key: Key::None,
+            sources: Vec::new(),
+        };
+        let mut found = |key: &'a str, source: Source<'a>| {
+            presented.key = match presented.key {
+                Key::None => Key::One(key),
+                Key::One(first) if first == key => Key::One(first),
+                Key::One(_) | Key::Ambiguous => Key::Ambiguous,
+            };
+            if !presented.sources.contains(&source) {
+                presented.sources.push(source);
+            }
+        };
         for name in &self.key_headers {
             if let Some(value) = headers.field(name) {
-                return Some(Credential {
-                    key: value.trim(),
-                    source: Source::Header(name),
-                });
+                found(value.trim(), Source::Header(name));
             }
         }
         if let Some(name) = &self.authorization_header
             && let Some(value) = headers.field(name)
             && let Some(key) = self.after_scheme(value)
         {
-            return Some(Credential {
-                key,
-                source: Source::Header(name),
-            });
+            found(key, Source::Header(name));
         }
-        if let Some(param) = &self.query_param
-            && let Some(key) = query_value(path, param)
-        {
-            return Some(Credential {
-                key,
-                source: Source::QueryParam(param),
-            });
+        // Stripping goes by the exact name, so a spelling that only decodes
+        // to it could reach the upstream: that makes the request ambiguous.
+        let mut encoded_name = false;
+        if let Some(param) = &self.query_param {
+            for value in query_values(path, param) {
+                let key = match value {
+                    Spelled::Exact(key) => key,
+                    Spelled::Encoded => {
+                        encoded_name = true;
+                        ""
+                    }
+                };
+                found(key, Source::QueryParam(param));
+            }
         }
-        None
+        if encoded_name {
+            presented.key = Key::Ambiguous;
+        }
+        presented
     }
 
     fn after_scheme<'v>(&self, value: &'v str) -> Option<&'v str> {
@@ -94,16 +144,54 @@ impl KeySources {
     }
 }
 
-/// The raw value of the first `name=` parameter of the path's query string.
-/// Keys are letters, digits and `_`, so no percent-decoding is done: an
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spelled<'p> {
+    /// `name=value`: the raw value.
+    Exact(&'p str),
+    /// A name that percent-decodes to `name` without being written so.
+    Encoded,
+}
+
+/// The raw values of every `name=` parameter of the path's query string.
+/// Keys are letters, digits and `_`, so values are not percent-decoded: an
 /// encoded key is refused as malformed.
-fn query_value<'p>(path: &'p str, name: &str) -> Option<&'p str> {
-    let (_, query) = path.split_once('?')?;
+fn query_values<'p>(path: &'p str, name: &'p str) -> impl Iterator<Item = Spelled<'p>> + 'p {
+    let query = path.split_once('?').map_or("", |(_, q)| q);
     let query = query.split_once('#').map_or(query, |(q, _)| q);
-    query.split('&').find_map(|pair| {
+    query.split('&').filter_map(move |pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == name).then_some(value)
+        if key == name {
+            Some(Spelled::Exact(value))
+        } else if key.contains('%') && decodes_to(key, name) {
+            Some(Spelled::Encoded)
+        } else {
+            None
+        }
     })
+}
+
+/// Whether `encoded`, percent-decoded, is `plain`.
+fn decodes_to(encoded: &str, plain: &str) -> bool {
+    let (bytes, mut i) = (encoded.as_bytes(), 0);
+    let mut decoded = Vec::with_capacity(bytes.len());
+    while i < bytes.len() {
+        let byte = (bytes[i] == b'%')
+            .then(|| encoded.get(i + 1..i + 3))
+            .flatten()
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match byte {
+            Some(b) => {
+                decoded.push(b);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    decoded == plain.as_bytes()
 }
 
 #[cfg(test)]
@@ -122,8 +210,8 @@ mod tests {
         sources: &'a KeySources,
         h: &'a HashMap<String, String>,
         path: &'a str,
-    ) -> Option<&'a str> {
-        sources.extract(h, path).map(|c| c.key)
+    ) -> Key<'a> {
+        sources.extract(h, path).key
     }
 
     #[test]
@@ -132,10 +220,10 @@ mod tests {
         let h = headers(&[("x-api-key", " acme_k ")]);
         assert_eq!(
             s.extract(&h, "/"),
-            Some(Credential {
-                key: "acme_k",
-                source: Source::Header("x-api-key")
-            })
+            Presented {
+                key: Key::One("acme_k"),
+                sources: vec![Source::Header("x-api-key")]
+            }
         );
     }
 
@@ -149,9 +237,9 @@ mod tests {
             "APIKEY  acme_k ",
         ] {
             let h = headers(&[("authorization", value)]);
-            let c = s.extract(&h, "/").unwrap();
-            assert_eq!(c.key, "acme_k", "{value}");
-            assert_eq!(c.source, Source::Header("authorization"));
+            let c = s.extract(&h, "/");
+            assert_eq!(c.key, Key::One("acme_k"), "{value}");
+            assert_eq!(c.sources, [Source::Header("authorization")]);
         }
     }
 
@@ -159,36 +247,83 @@ mod tests {
     fn an_empty_scheme_value_is_a_presented_but_empty_key() {
         let s = KeySources::default();
         let h = headers(&[("authorization", "Bearer")]);
-        assert_eq!(key_of(&s, &h, "/"), Some(""));
+        assert_eq!(key_of(&s, &h, "/"), Key::One(""));
         let h = headers(&[("x-api-key", "")]);
-        assert_eq!(key_of(&s, &h, "/"), Some(""));
+        assert_eq!(key_of(&s, &h, "/"), Key::One(""));
+        assert_eq!(s.extract(&h, "/").key(), "");
     }
 
     #[test]
     fn other_schemes_are_not_keyward_credentials() {
         let s = KeySources::default();
         let h = headers(&[("authorization", "Basic dXNlcjpwYXNz")]);
-        assert_eq!(s.extract(&h, "/"), None);
-        // ...and do not hide a key in another header.
+        assert_eq!(
+            s.extract(&h, "/"),
+            Presented {
+                key: Key::None,
+                sources: vec![]
+            }
+        );
+        // ...do not hide a key in another header, and are left alone.
         let h = headers(&[("authorization", "Basic x"), ("x-api-key", "acme_k")]);
-        assert_eq!(key_of(&s, &h, "/"), Some("acme_k"));
+        let c = s.extract(&h, "/");
+        assert_eq!(c.key, Key::One("acme_k"));
+        assert_eq!(c.sources, [Source::Header("x-api-key")]);
     }
 
     #[test]
-    fn key_headers_come_before_authorization() {
-        let s = KeySources::default();
-        let h = headers(&[("authorization", "Bearer jwt"), ("x-api-key", "acme_k")]);
+    fn the_same_key_in_several_sources_is_used_and_every_copy_stripped() {
+        let on = KeySources {
+            query_param: Some("api_key".into()),
+            ..KeySources::default()
+        };
+        let h = headers(&[("authorization", "Bearer acme_k"), ("x-api-key", "acme_k")]);
+        let c = on.extract(&h, "/o?api_key=acme_k&api_key=acme_k");
+        assert_eq!(c.key, Key::One("acme_k"));
         assert_eq!(
-            s.extract(&h, "/").unwrap().source,
-            Source::Header("x-api-key")
+            c.sources,
+            [
+                Source::Header("x-api-key"),
+                Source::Header("authorization"),
+                Source::QueryParam("api_key")
+            ]
         );
+    }
+
+    #[test]
+    fn different_keys_in_two_sources_are_ambiguous() {
+        let on = KeySources {
+            query_param: Some("api_key".into()),
+            ..KeySources::default()
+        };
+        let h = headers(&[("authorization", "Bearer acme_a"), ("x-api-key", "acme_b")]);
+        let c = on.extract(&h, "/");
+        assert_eq!(c.key, Key::Ambiguous);
+        assert_eq!(c.key(), "", "nothing to verify");
+        assert_eq!(
+            c.sources.len(),
+            2,
+            "both are still stripped in observe mode"
+        );
+        let h = headers(&[("x-api-key", "acme_b")]);
+        assert_eq!(key_of(&on, &h, "/?api_key=acme_c"), Key::Ambiguous);
+        let none = headers(&[]);
+        assert_eq!(
+            key_of(&on, &none, "/?api_key=acme_a&api_key=acme_b"),
+            Key::Ambiguous
+        );
+        // A name the upstream decodes to `api_key` but stripping would miss.
+        for q in ["/?api%5Fkey=acme_a", "/?api_key=acme_a&%61pi_key=acme_a"] {
+            assert_eq!(key_of(&on, &none, q), Key::Ambiguous, "{q}");
+        }
+        assert_eq!(key_of(&on, &none, "/?api%zzkey=acme_a"), Key::None);
     }
 
     #[test]
     fn query_keys_only_when_enabled() {
         let off = KeySources::default();
         let h = headers(&[]);
-        assert_eq!(off.extract(&h, "/orders?api_key=acme_k"), None);
+        assert_eq!(key_of(&off, &h, "/orders?api_key=acme_k"), Key::None);
 
         let on = KeySources {
             query_param: Some("api_key".into()),
@@ -196,23 +331,17 @@ mod tests {
         };
         assert_eq!(
             on.extract(&h, "/orders?x=1&api_key=acme_k&y"),
-            Some(Credential {
-                key: "acme_k",
-                source: Source::QueryParam("api_key")
-            })
+            Presented {
+                key: Key::One("acme_k"),
+                sources: vec![Source::QueryParam("api_key")]
+            }
         );
         assert_eq!(
             key_of(&on, &h, "/orders?api_key=acme_k#frag"),
-            Some("acme_k")
+            Key::One("acme_k")
         );
-        assert_eq!(key_of(&on, &h, "/orders?api_keyx=acme_k"), None);
-        assert_eq!(key_of(&on, &h, "/orders"), None);
-        let hdr = headers(&[("x-api-key", "from_header")]);
-        assert_eq!(
-            key_of(&on, &hdr, "/orders?api_key=acme_k"),
-            Some("from_header"),
-            "headers win over the query"
-        );
+        assert_eq!(key_of(&on, &h, "/orders?api_keyx=acme_k"), Key::None);
+        assert_eq!(key_of(&on, &h, "/orders"), Key::None);
     }
 
     #[test]
@@ -223,8 +352,8 @@ mod tests {
             ..KeySources::default()
         };
         let h = headers(&[("x-api-key", "a"), ("authorization", "Bearer b")]);
-        assert_eq!(s.extract(&h, "/"), None);
+        assert_eq!(key_of(&s, &h, "/"), Key::None);
         let h = headers(&[("x-token", "c")]);
-        assert_eq!(key_of(&s, &h, "/"), Some("c"));
+        assert_eq!(key_of(&s, &h, "/"), Key::One("c"));
     }
 }

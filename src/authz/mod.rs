@@ -8,6 +8,8 @@
 
 pub mod answer;
 pub mod credential;
+pub mod path;
+mod pattern;
 pub mod routes;
 pub mod settings;
 
@@ -17,6 +19,7 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
+use self::{credential::Key, routes::Route};
 use crate::{
     cache::LookupError,
     decision::Reason,
@@ -46,6 +49,13 @@ impl Fields for HashMap<String, String> {
         self.get(name).map(String::as_str)
     }
 }
+
+/// Headers some frameworks take as the method instead of the request's own.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 /// What a check looks at.
 pub struct CheckInput<'a, H: ?Sized, C: ?Sized> {
@@ -105,23 +115,30 @@ impl Authz {
         C: Fields + ?Sized,
     {
         let observe = self.observe(input.context);
-        let credential = self.settings.sources.extract(input.headers, input.path);
-        let strip = credential
-            .filter(|_| self.settings.strip_credential)
-            .map(|c| c.source);
-        let key = credential.map_or("", |c| c.key);
+        let presented = self.settings.sources.extract(input.headers, input.path);
+        let key = presented.key();
+        let strip = if self.settings.strip_credential {
+            presented.sources
+        } else {
+            Vec::new()
+        };
+        let refuse = |why: Why, strip| {
+            let answer = Answer::new(why, None, observe, strip);
+            log(&answer, input);
+            Ok(answer)
+        };
+        if presented.key == Key::Ambiguous {
+            return refuse(Why::AmbiguousCredential, strip);
+        }
 
         let required = match input.context.field(SCOPES_EXTENSION) {
             Some(list) => Required::Listed(list),
-            None if self.settings.routes.is_empty() => Required::Nothing,
-            None if !routes::is_normal(input.path) => {
-                let answer = Answer::new(Why::PathNotNormal, None, observe, strip);
-                log(&answer, input);
-                return Ok(answer);
-            }
-            None => match self.settings.routes.find(input.method, input.path) {
-                Some(rule) => Required::Rule(rule.scopes()),
-                None => Required::Nothing,
+            None if !self.settings.routes.apply() => Required::Nothing,
+            None => match self.route(input) {
+                Ok(Route::Scopes(scopes)) => Required::Rule(scopes),
+                Ok(Route::AnyValidKey) => Required::Nothing,
+                Ok(Route::Deny) => Required::Unrouted,
+                Err(why) => return refuse(why, strip),
             },
         };
         let client = client_ip(input.headers, input.peer, self.settings.xff_trusted_hops);
@@ -131,12 +148,18 @@ impl Authz {
                 self.verifier.verify(key, &scopes, client).await
             }
             Required::Rule(scopes) => self.verifier.verify(key, scopes, client).await,
-            Required::Nothing => self.verifier.verify::<&str>(key, &[], client).await,
+            Required::Nothing | Required::Unrouted => {
+                self.verifier.verify::<&str>(key, &[], client).await
+            }
         };
         let answer = match verdict {
             Ok(verdict) => {
                 let retry_after = retry_after(&verdict);
-                Answer::new(Why::Key(verdict.reason), verdict.record, observe, strip).with_limits(
+                let why = match verdict.reason {
+                    Reason::Ok if required == Required::Unrouted => Why::NoRoute,
+                    reason => Why::Key(reason),
+                };
+                Answer::new(why, verdict.record, observe, strip).with_limits(
                     verdict.tier,
                     retry_after,
                     verdict.quota_remaining,
@@ -151,6 +174,34 @@ impl Authz {
         .with_required(required);
         log(&answer, input);
         Ok(answer)
+    }
+
+    /// What the route rules ask of this request. A method-override header
+    /// that would land the request on another rule than its method does is
+    /// refused: an upstream honouring it would run a method keyward did not
+    /// check.
+    fn route<H, C>(&self, input: &CheckInput<'_, H, C>) -> Result<Route<'_>, Why>
+    where
+        H: Fields + ?Sized,
+        C: ?Sized,
+    {
+        let routes = &self.settings.routes;
+        let unreadable = |error: path::PathError| {
+            tracing::debug!(error = error.as_str(), "check: path has no canonical form");
+            Why::PathNotNormal
+        };
+        let route = routes.route(input.method, input.path).map_err(unreadable)?;
+        for name in METHOD_OVERRIDES {
+            if let Some(method) = input.headers.field(name)
+                && routes
+                    .route(method.trim(), input.path)
+                    .map_err(unreadable)?
+                    != route
+            {
+                return Err(Why::MethodOverride);
+            }
+        }
+        Ok(route)
     }
 
     fn observe<C: Fields + ?Sized>(&self, context: &C) -> bool {
@@ -206,7 +257,7 @@ fn log<H: ?Sized, C: ?Sized>(answer: &Answer<'_>, input: &CheckInput<'_, H, C>) 
         reason = answer.why.as_str(),
         observe = answer.observe,
         method = input.method,
-        path = routes::path_only(input.path),
+        path = path::without_query(input.path),
         "check"
     );
 }

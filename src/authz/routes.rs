@@ -1,8 +1,12 @@
 //! Route rules: which scopes a request needs, by method and path, from
 //! keyward's config file. The first rule that matches wins; no match means
-//! any valid key will do.
+//! what `default_route` says (any valid key, or deny).
 //!
-//! Paths are matched without their query string, in one of two syntaxes:
+//! Rules match the request's [`canonical`] path (a path without one is
+//! refused, see `path`), with letters compared ignoring case unless
+//! `case_sensitive` is set, and methods compared ignoring case (an upstream
+//! that upper-cases `post` must not turn it into an unguarded write).
+//! Patterns, in one of two syntaxes:
 //! - `path_prefix = "/orders"`: the path is `/orders` or lies under
 //!   `/orders/` (segment-wise, so `/ordersx` does not match); a prefix that
 //!   ends in `/` is a plain string prefix.
@@ -11,6 +15,11 @@
 //!   zero or more segments.
 
 use serde::Deserialize;
+
+use super::{
+    path::{PathError, canonical},
+    pattern::PathPattern,
+};
 
 /// One `[[ext_authz.routes]]` entry as written in the file.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,20 +34,6 @@ pub struct RuleSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum PathPattern {
-    Prefix(String),
-    Glob(Vec<Segment>),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    /// `**`: zero or more whole segments.
-    AnyDepth,
-    /// Literal characters, `*` matching any run within the segment.
-    Pattern(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     methods: Option<Vec<String>>,
     path: PathPattern,
@@ -47,7 +42,9 @@ pub struct Rule {
 
 impl Rule {
     /// Checks and compiles a rule; the error says what is wrong with it.
-    pub fn compile(spec: RuleSpec) -> Result<Self, String> {
+    /// Without `case_sensitive` the pattern is lower-cased, as request paths
+    /// are before matching.
+    pub fn compile(spec: RuleSpec, case_sensitive: bool) -> Result<Self, String> {
         let methods = spec
             .methods
             .map(|methods| {
@@ -70,19 +67,28 @@ impl Rule {
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()?;
+        let fold = |p: String| {
+            if case_sensitive {
+                p
+            } else {
+                p.to_ascii_lowercase()
+            }
+        };
         let path = match (spec.path_prefix, spec.path) {
             (Some(prefix), None) => {
                 check_path_syntax("path_prefix", &prefix)?;
+                let prefix = fold(prefix);
                 if prefix.contains('*') {
                     return Err(format!(
                         "path_prefix: {prefix:?} contains `*`; use `path` for globs"
                     ));
                 }
-                PathPattern::Prefix(prefix)
+                PathPattern::prefix(prefix)
             }
             (None, Some(glob)) => {
                 check_path_syntax("path", &glob)?;
-                PathPattern::Glob(compile_glob(&glob)?)
+                let glob = fold(glob);
+                PathPattern::glob(&glob)?
             }
             (Some(_), Some(_)) => return Err("set one of path_prefix and path, not both".into()),
             (None, None) => return Err("set one of path_prefix and path".into()),
@@ -101,24 +107,15 @@ impl Rule {
         &self.scopes
     }
 
-    /// Whether the rule applies; `path` is without its query string.
+    /// Whether the rule applies to a canonical path (case-folded like the
+    /// pattern).
     pub fn matches(&self, method: &str, path: &str) -> bool {
         if let Some(methods) = &self.methods
-            && !methods.iter().any(|m| m == method)
+            && !methods.iter().any(|m| m.eq_ignore_ascii_case(method))
         {
             return false;
         }
-        match &self.path {
-            PathPattern::Prefix(prefix) => {
-                if prefix.ends_with('/') {
-                    path.starts_with(prefix.as_str())
-                } else {
-                    path.strip_prefix(prefix.as_str())
-                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-                }
-            }
-            PathPattern::Glob(segments) => glob_match(segments, Some(path)),
-        }
+        self.path.matches(path)
     }
 }
 
@@ -131,156 +128,105 @@ fn check_path_syntax(field: &str, path: &str) -> Result<(), String> {
             "{field}: {path:?} must not contain `?` or `#` (the query is not matched)"
         ));
     }
-    Ok(())
-}
-
-fn compile_glob(glob: &str) -> Result<Vec<Segment>, String> {
-    let mut segments: Vec<Segment> = Vec::new();
-    for part in glob.split('/') {
-        if part == "**" {
-            // `**/**` is the same as `**`.
-            if segments.last() != Some(&Segment::AnyDepth) {
-                segments.push(Segment::AnyDepth);
-            }
-        } else if part.contains("**") {
-            return Err(format!(
-                "path: {glob:?}: `**` must be a whole segment (`/a/**/b`); use `*` within a segment"
-            ));
-        } else {
-            segments.push(Segment::Pattern(part.to_owned()));
-        }
-    }
-    Ok(segments)
-}
-
-/// `rest` is the part of the path not yet matched (`None` once every
-/// segment is used).
-fn glob_match(pattern: &[Segment], rest: Option<&str>) -> bool {
-    let split = |s: &str| -> (usize, Option<usize>) {
-        match s.find('/') {
-            Some(i) => (i, Some(i + 1)),
-            None => (s.len(), None),
-        }
-    };
-    match pattern.split_first() {
-        None => rest.is_none(),
-        Some((Segment::AnyDepth, tail)) => {
-            if glob_match(tail, rest) {
-                return true;
-            }
-            match rest {
-                None => false,
-                Some(s) => {
-                    let (_, next) = split(s);
-                    glob_match(pattern, next.map(|n| &s[n..]))
-                }
-            }
-        }
-        Some((Segment::Pattern(p), tail)) => match rest {
-            None => false,
-            Some(s) => {
-                let (end, next) = split(s);
-                wildcard(p.as_bytes(), &s.as_bytes()[..end])
-                    && glob_match(tail, next.map(|n| &s[n..]))
-            }
-        },
+    // A pattern no canonical path can equal would never match, or match
+    // something else than it says: refuse it with the reason.
+    match canonical(path) {
+        Ok(c) if c.as_str() == path => Ok(()),
+        Ok(c) => Err(format!(
+            "{field}: {path:?} is not in canonical form; write it as {:?}",
+            c.as_str()
+        )),
+        Err(e) => Err(format!(
+            "{field}: {path:?} has {e}, which no request path is matched with"
+        )),
     }
 }
 
-/// `*` matches any run of bytes (the segment has no `/`).
-fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, t));
-            p += 1;
-        } else if p < pattern.len() && pattern[p] == text[t] {
-            p += 1;
-            t += 1;
-        } else if let Some((sp, st)) = star {
-            p = sp + 1;
-            t = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&b| b == b'*')
+/// What a request with no matching rule needs (`default_route`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultRoute {
+    /// Any valid key: rules only add requirements (the behaviour before
+    /// `default_route` existed, kept as the default for compatibility).
+    #[default]
+    AnyValidKey,
+    /// Refused with 403: every path must be named by a rule.
+    Deny,
 }
 
-/// The rules of the config file, in order.
+/// What a request needs, by the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// A rule matched: these scopes (`[]`: any valid key).
+    Scopes(&'a [String]),
+    /// No rule matched and the default is any valid key.
+    AnyValidKey,
+    /// No rule matched and the default is to deny.
+    Deny,
+}
+
+/// The rules of the config file, in order, with how they compare paths.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteRules {
     rules: Vec<Rule>,
+    default: DefaultRoute,
+    case_sensitive: bool,
 }
 
 impl RouteRules {
-    pub fn new(rules: Vec<Rule>) -> Self {
-        Self { rules }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
-    /// The first matching rule. `path` may carry a query string.
-    pub fn find(&self, method: &str, path: &str) -> Option<&Rule> {
-        let path = path_only(path);
-        self.rules.iter().find(|r| r.matches(method, path))
-    }
-}
-
-/// The path without its query string or fragment.
-pub fn path_only(path: &str) -> &str {
-    path.find(['?', '#']).map_or(path, |i| &path[..i])
-}
-
-/// Whether a path is in the normal form rules are written for: absolute, no
-/// empty, `.` or `..` segments, no encoded `/`, `\` or `.`. Envoy produces it
-/// with `normalize_path`, `merge_slashes` and
-/// `path_with_escaped_slashes_action`; a path that is not is refused rather
-/// than matched, so `/public/../admin` cannot slip past an `/admin` rule.
-pub fn is_normal(path: &str) -> bool {
-    let path = path_only(path);
-    if !path.starts_with('/') || path.contains('\\') {
-        return false;
-    }
-    let bytes = path.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'%' {
-            let code = bytes.get(i + 1..i + 3).map(|h| h.to_ascii_uppercase());
-            if matches!(code.as_deref(), Some(b"2F" | b"5C" | b"2E")) {
-                return false;
-            }
+    /// `rules` must have been compiled with the same `case_sensitive`.
+    pub fn new(rules: Vec<Rule>, default: DefaultRoute, case_sensitive: bool) -> Self {
+        Self {
+            rules,
+            default,
+            case_sensitive,
         }
     }
-    let mut segments = path[1..].split('/').peekable();
-    while let Some(segment) = segments.next() {
-        let last = segments.peek().is_none();
-        // A trailing slash leaves one empty last segment, which is fine.
-        if (segment.is_empty() && !last) || segment == "." || segment == ".." {
-            return false;
-        }
+
+    /// Whether the rules can change a decision at all: without rules and
+    /// with the permissive default, the path is never looked at.
+    pub fn apply(&self) -> bool {
+        !self.rules.is_empty() || self.default == DefaultRoute::Deny
     }
-    true
+
+    /// What a request needs. `target` is the raw request target (path and
+    /// query); one with no canonical form is refused, never matched loosely.
+    pub fn route(&self, method: &str, target: &str) -> Result<Route<'_>, PathError> {
+        let path = canonical(target)?;
+        let path = if self.case_sensitive {
+            path
+        } else {
+            path.into_lowercase()
+        };
+        Ok(
+            match self.rules.iter().find(|r| r.matches(method, path.as_str())) {
+                Some(rule) => Route::Scopes(rule.scopes()),
+                None if self.default == DefaultRoute::Deny => Route::Deny,
+                None => Route::AnyValidKey,
+            },
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn spec(methods: Option<&[&str]>, prefix: Option<&str>, glob: Option<&str>) -> RuleSpec {
+        RuleSpec {
+            methods: methods.map(|m| m.iter().map(|s| s.to_string()).collect()),
+            path_prefix: prefix.map(Into::into),
+            path: glob.map(Into::into),
+            scopes: vec!["orders:read".into()],
+        }
+    }
+
     fn rule(
         methods: Option<&[&str]>,
         prefix: Option<&str>,
         glob: Option<&str>,
     ) -> Result<Rule, String> {
-        Rule::compile(RuleSpec {
-            methods: methods.map(|m| m.iter().map(|s| s.to_string()).collect()),
-            path_prefix: prefix.map(Into::into),
-            path: glob.map(Into::into),
-            scopes: vec!["orders:read".into()],
-        })
+        Rule::compile(spec(methods, prefix, glob), true)
     }
 
     fn glob(g: &str) -> Rule {
@@ -348,25 +294,34 @@ mod tests {
 
     #[test]
     fn first_match_wins_and_the_query_is_ignored() {
-        let rules = RouteRules::new(vec![
-            Rule::compile(RuleSpec {
-                methods: Some(vec!["POST".into()]),
-                path_prefix: Some("/orders".into()),
-                path: None,
-                scopes: vec!["orders:write".into()],
-            })
-            .unwrap(),
-            glob("/orders/**"),
-        ]);
+        let rules = RouteRules::new(
+            vec![
+                Rule::compile(
+                    RuleSpec {
+                        methods: Some(vec!["POST".into()]),
+                        path_prefix: Some("/orders".into()),
+                        path: None,
+                        scopes: vec!["orders:write".into()],
+                    },
+                    true,
+                )
+                .unwrap(),
+                glob("/orders/**"),
+            ],
+            DefaultRoute::AnyValidKey,
+            true,
+        );
+        let write = ["orders:write".to_owned()];
+        let read = ["orders:read".to_owned()];
         assert_eq!(
-            rules.find("POST", "/orders?x=1").unwrap().scopes(),
-            ["orders:write"]
+            rules.route("POST", "/orders?x=1"),
+            Ok(Route::Scopes(&write))
         );
         assert_eq!(
-            rules.find("GET", "/orders/1?y=/admin").unwrap().scopes(),
-            ["orders:read"]
+            rules.route("GET", "/orders/1?y=/admin"),
+            Ok(Route::Scopes(&read))
         );
-        assert!(rules.find("GET", "/users").is_none());
+        assert_eq!(rules.route("GET", "/users"), Ok(Route::AnyValidKey));
     }
 
     #[test]
@@ -380,34 +335,86 @@ mod tests {
         assert!(err(rule(None, None, Some("/a?b=1"))).contains("query"));
         assert!(err(rule(Some(&[]), Some("/a"), None)).contains("methods"));
         assert!(err(rule(Some(&["GE T"]), Some("/a"), None)).contains("not an HTTP method"));
-        let bad_scope = Rule::compile(RuleSpec {
-            methods: None,
-            path_prefix: Some("/a".into()),
-            path: None,
-            scopes: vec!["bad scope".into()],
-        });
+        let bad_scope = Rule::compile(
+            RuleSpec {
+                methods: None,
+                path_prefix: Some("/a".into()),
+                path: None,
+                scopes: vec!["bad scope".into()],
+            },
+            true,
+        );
         assert!(err(bad_scope).contains("scopes: \"bad scope\""));
     }
 
+    fn guarded(default: DefaultRoute, case_sensitive: bool) -> RouteRules {
+        let admin = RuleSpec {
+            scopes: vec!["admin:all".into()],
+            ..spec(None, None, Some("/admin/**"))
+        };
+        let writes = RuleSpec {
+            scopes: vec!["orders:write".into()],
+            ..spec(Some(&["POST", "DELETE"]), Some("/orders"), None)
+        };
+        let rules = [admin, writes]
+            .into_iter()
+            .map(|s| Rule::compile(s, case_sensitive).unwrap())
+            .collect();
+        RouteRules::new(rules, default, case_sensitive)
+    }
+
     #[test]
-    fn only_normal_paths_are_matched() {
-        for ok in ["/", "/orders", "/orders/", "/orders/1?next=/../x", "/a%20b"] {
-            assert!(is_normal(ok), "{ok}");
+    fn paths_are_matched_in_canonical_form_only() {
+        let rules = guarded(DefaultRoute::AnyValidKey, false);
+        let admin = ["admin:all".to_owned()];
+        for p in ["/admin/x", "/%61dmin/x", "/ADMIN/x", "/Admin", "/admin/"] {
+            assert_eq!(rules.route("GET", p), Ok(Route::Scopes(&admin)), "{p}");
         }
-        for bad in [
-            "",
-            "orders",
-            "//orders",
-            "/a//b",
-            "/a/./b",
-            "/a/../admin",
-            "/a/..",
-            "/a/%2e%2e/admin",
-            "/a%2Fb",
-            "/a%5cb",
-            "/a\\b",
+        for (p, e) in [
+            ("/admin;x/y", PathError::PathParameter),
+            ("/public/../admin", PathError::DotSegment),
+            ("//admin/x", PathError::EmptySegment),
+            ("/admin%2Fx", PathError::EncodedDelimiter),
         ] {
-            assert!(!is_normal(bad), "{bad}");
+            assert_eq!(rules.route("GET", p), Err(e), "{p}");
         }
+        // Methods ignore case: `post` is the write an upstream may take it for.
+        let write = ["orders:write".to_owned()];
+        assert_eq!(rules.route("post", "/orders/1"), Ok(Route::Scopes(&write)));
+    }
+
+    #[test]
+    fn case_sensitive_rules_compare_letters_exactly() {
+        let rules = guarded(DefaultRoute::AnyValidKey, true);
+        assert_eq!(rules.route("GET", "/ADMIN/x"), Ok(Route::AnyValidKey));
+        assert!(matches!(
+            rules.route("GET", "/admin/x"),
+            Ok(Route::Scopes(_))
+        ));
+    }
+
+    #[test]
+    fn the_default_route_decides_unmatched_paths() {
+        assert!(!RouteRules::default().apply());
+        assert_eq!(
+            RouteRules::default().route("GET", "/x"),
+            Ok(Route::AnyValidKey)
+        );
+        let deny = guarded(DefaultRoute::Deny, false);
+        assert!(deny.apply());
+        assert_eq!(deny.route("GET", "/public"), Ok(Route::Deny));
+        assert!(RouteRules::new(vec![], DefaultRoute::Deny, false).apply());
+    }
+
+    #[test]
+    fn patterns_must_be_canonical() {
+        let err = |p: &str| rule(None, None, Some(p)).unwrap_err();
+        assert!(err("/%61dmin/**").contains("write it as \"/admin/**\""));
+        assert!(err("/caf%c3%a9").contains("write it as \"/caf%C3%A9\""));
+        assert!(err("/a;b").contains("`;` path parameter"));
+        assert!(err("/a/../b").contains("`.` or `..` segment"));
+        assert!(err("/a//b").contains("empty segment"));
+        let folded = Rule::compile(spec(None, Some("/Admin"), None), false).unwrap();
+        assert!(folded.matches("GET", "/admin/x"));
     }
 }

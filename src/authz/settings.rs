@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{
     credential::KeySources,
-    routes::{RouteRules, Rule, RuleSpec},
+    routes::{DefaultRoute, RouteRules, Rule, RuleSpec},
 };
 
 /// `[ext_authz]` as written in the file. Every key is optional.
@@ -30,6 +30,13 @@ pub struct SettingsFile {
     /// `x-forwarded-for`, i.e. the one the outermost of N trusted proxies
     /// saw (falling back to the peer when the header is shorter).
     pub xff_trusted_hops: u32,
+    /// What a request no rule matches needs: `any_valid_key` or `deny`.
+    pub default_route: DefaultRoute,
+    /// Compare the letters of paths exactly (`/Admin` is not `/admin`).
+    /// Off by default, so a case-insensitive upstream cannot be reached
+    /// around a rule by changing case; the cost on a case-sensitive one is
+    /// only that `/ADMIN` needs what `/admin` needs.
+    pub case_sensitive: bool,
     /// `[[ext_authz.routes]]`, first match wins.
     pub routes: Vec<RuleSpec>,
 }
@@ -45,6 +52,8 @@ impl Default for SettingsFile {
             strip_credential: true,
             observe: false,
             xff_trusted_hops: 0,
+            default_route: DefaultRoute::AnyValidKey,
+            case_sensitive: false,
             routes: Vec::new(),
         }
     }
@@ -126,7 +135,7 @@ impl Settings {
                             .map(|p| format!("path_prefix {p:?}"))
                     })
                     .unwrap_or_else(|| "no path".to_owned());
-                Rule::compile(spec)
+                Rule::compile(spec, file.case_sensitive)
                     .map_err(|e| format!("ext_authz.routes[{i}] (rule {}, {name}): {e}", i + 1))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -140,7 +149,7 @@ impl Settings {
             strip_credential: file.strip_credential,
             observe: file.observe,
             xff_trusted_hops: file.xff_trusted_hops,
-            routes: RouteRules::new(rules),
+            routes: RouteRules::new(rules, file.default_route, file.case_sensitive),
         })
     }
 }
@@ -167,6 +176,7 @@ fn header_name(name: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authz::routes::Route;
 
     fn parse(text: &str) -> Result<Settings, String> {
         let file: SettingsFile = toml::from_str(text).map_err(|e| e.to_string())?;
@@ -179,7 +189,7 @@ mod tests {
         assert_eq!(s.sources, KeySources::default());
         assert!(s.strip_credential);
         assert!(!s.observe);
-        assert!(s.routes.is_empty());
+        assert!(!s.routes.apply(), "no rules: the path is not looked at");
         assert_eq!(s, Settings::default());
     }
 
@@ -193,6 +203,8 @@ mod tests {
             query_param = "api_key"
             strip_credential = false
             observe = true
+            default_route = "deny"
+            case_sensitive = true
 
             [[routes]]
             methods = ["GET"]
@@ -213,15 +225,17 @@ mod tests {
         assert_eq!(s.sources.query_param.as_deref(), Some("api_key"));
         assert!(!s.strip_credential && s.observe);
         assert_eq!(
-            s.routes.find("GET", "/orders/1").unwrap().scopes(),
-            ["orders:read"]
+            s.routes.route("GET", "/orders/1"),
+            Ok(Route::Scopes(&["orders:read".to_owned()]))
         );
+        assert_eq!(s.routes.route("POST", "/orders/1"), Ok(Route::Scopes(&[])));
+        let strict = parse("default_route = \"deny\"\ncase_sensitive = true\n[[routes]]\npath = \"/A\"\nscopes = []").unwrap();
+        assert_eq!(strict.routes.route("GET", "/a"), Ok(Route::Deny));
+        assert_eq!(strict.routes.route("GET", "/A"), Ok(Route::Scopes(&[])));
+        let err = parse("default_route = \"allow\"").unwrap_err();
         assert!(
-            s.routes
-                .find("POST", "/orders/1")
-                .unwrap()
-                .scopes()
-                .is_empty()
+            err.contains("any_valid_key") && err.contains("deny"),
+            "{err}"
         );
     }
 

@@ -3,8 +3,9 @@
 //!
 //! Redis pub/sub when Redis is configured, Postgres LISTEN/NOTIFY when only
 //! Postgres is, in-process otherwise (one replica: local eviction is all).
-//! Messages can be lost; a replica that (re)subscribes clears its L1, and the
-//! L1 TTL bounds how long a lost message can matter.
+//! Messages can be lost; a replica that (re)subscribes clears its L1. The
+//! bus is for speed only: the outbox tail (`outbox.rs`) is what bounds how
+//! long a lost message can matter.
 
 use std::{sync::Arc, time::Duration};
 
@@ -23,20 +24,35 @@ pub struct Invalidation {
     pub digest: Digest,
     /// When the change committed (µs since the epoch).
     pub at: i64,
+    /// The key was created, not narrowed: nothing older can allow too much,
+    /// so receivers only evict (a cached "no such key").
+    pub created: bool,
 }
+
+const CREATED: &str = ":new";
 
 impl Invalidation {
     pub fn encode(&self) -> String {
-        format!("{}:{}", hex::encode(self.digest.as_bytes()), self.at)
+        let created = if self.created { CREATED } else { "" };
+        format!(
+            "{}:{}{created}",
+            hex::encode(self.digest.as_bytes()),
+            self.at
+        )
     }
 
     pub fn decode(text: &str) -> Option<Self> {
+        let (text, created) = match text.strip_suffix(CREATED) {
+            Some(rest) => (rest, true),
+            None => (text, false),
+        };
         let (digest, at) = text.split_once(':')?;
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(digest, &mut bytes).ok()?;
         Some(Self {
             digest: Digest::from_bytes(bytes),
             at: at.parse().ok()?,
+            created,
         })
     }
 }
@@ -44,7 +60,7 @@ impl Invalidation {
 #[async_trait]
 pub trait Publisher: Send + Sync {
     /// Tells the other replicas; failures are logged and counted, not
-    /// returned: the write has committed, and the L1 TTL heals a lost message.
+    /// returned: the write has committed, and the outbox tail heals a lost message.
     async fn publish(&self, invalidation: Invalidation);
     fn kind(&self) -> &'static str;
 }
@@ -67,7 +83,7 @@ const MAX_RETRY: Duration = Duration::from_secs(2);
 fn published(kind: &'static str, result: Result<(), String>) {
     if let Err(error) = result {
         metrics::counter!("keyward_bus_publish_errors_total", "bus" => kind).increment(1);
-        tracing::warn!(bus = kind, %error, "invalidation not published; other replicas heal within their L1 TTL");
+        tracing::warn!(bus = kind, %error, "invalidation not published; other replicas learn it from the outbox");
     }
 }
 
@@ -77,7 +93,7 @@ async fn receive(lookup: &KeyLookup, kind: &'static str, payload: &str) {
         tracing::warn!(bus = kind, "unreadable invalidation ignored");
         return;
     };
-    lookup.evict_local(&invalidation.digest).await;
+    lookup.apply(&invalidation).await;
     let lag = (chrono::Utc::now().timestamp_micros() - invalidation.at).max(0);
     metrics::histogram!("keyward_revocation_lag_seconds", "bus" => kind).record(lag as f64 / 1e6);
 }
@@ -286,10 +302,16 @@ mod tests {
 
     #[test]
     fn invalidations_round_trip() {
-        let invalidation = Invalidation {
+        let mut invalidation = Invalidation {
             digest: Digest::from_bytes([0xab; 32]),
             at: 1_700_000_000_123_456,
+            created: false,
         };
+        assert_eq!(
+            Invalidation::decode(&invalidation.encode()),
+            Some(invalidation)
+        );
+        invalidation.created = true;
         assert_eq!(
             Invalidation::decode(&invalidation.encode()),
             Some(invalidation)

@@ -6,17 +6,25 @@
 //! it; store down → answer known keys from L1/L2 only if the store confirmed
 //! them less than `max_staleness` ago, everything else is unavailable. An
 //! unknown key is never allowed.
+//!
+//! Revocation must win (DESIGN.md): an answer for a known key confirmed
+//! before an invalidation this replica knows of is never used (`known.rs`),
+//! and no cached answer for a known key counts as fresh once the outbox
+//! tail has not succeeded for the revocation bound (`outbox.rs`).
 
 pub mod breaker;
 pub mod bus;
+pub mod known;
 pub mod local;
+pub mod outbox;
 pub mod redis;
+pub mod tombstones;
 
 use std::{
     fmt,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -27,10 +35,11 @@ use crate::{
     store::{BatchedReads, KeyStore, StoreError},
 };
 
-use self::{breaker::Breaker, bus::Invalidation};
+use self::{breaker::Breaker, bus::Invalidation, known::Known};
 pub use self::{
     bus::{LocalBus, Publisher},
     local::{Entry, LocalCache, LocalOptions},
+    outbox::{OutboxTail, RevocationOptions},
     redis::{RedisCache, RedisOptions},
 };
 
@@ -78,7 +87,19 @@ pub struct KeyLookup {
     /// them by a clear). A read that overlaps an eviction of its digest may
     /// predate the write that caused it, so its result is not kept in L1.
     evictions: Box<[AtomicU64]>,
+    /// Invalidations this replica knows of: its own writes, the bus, the
+    /// outbox tail.
+    known: Known,
+    /// Cached answers for known keys count as fresh only before this (µs):
+    /// the start of the last successful outbox tail plus the bound.
+    /// `i64::MAX` when no tail runs (one process, tools and tests).
+    fresh_until: AtomicI64,
+    /// The revocation bound (µs).
+    bound: i64,
 }
+
+/// Most invalidations remembered (see `known.rs` for what happens past it).
+const KNOWN_CAPACITY: usize = 1_000_000;
 
 const EVICTION_STRIPES: usize = 1024;
 
@@ -116,7 +137,16 @@ impl KeyLookup {
         l2: Option<Arc<RedisCache>>,
         bus: Arc<dyn Publisher>,
     ) -> Self {
+        let revocation = RevocationOptions::default();
+        let kept = l2.as_ref().map_or(l1.keep, |l2| l2.ttl().max(l1.keep));
         Self {
+            known: Known::new(
+                micros(revocation.margin),
+                micros(revocation.window(kept)),
+                KNOWN_CAPACITY,
+            ),
+            fresh_until: AtomicI64::new(i64::MAX),
+            bound: micros(revocation.bound),
             l1: (l1.capacity > 0).then(|| LocalCache::new(l1)),
             l2,
             reads: BatchedReads::new(store.clone()),
@@ -127,6 +157,27 @@ impl KeyLookup {
             max_staleness: micros(l1.keep),
             evictions: (0..EVICTION_STRIPES).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Sets the revocation bound and margin, for a lookup whose caches an
+    /// [`OutboxTail`] keeps honest: until the tail first succeeds, no cached
+    /// answer for a known key is fresh.
+    pub fn with_revocation(mut self, options: &RevocationOptions) -> Self {
+        let kept =
+            self.l2
+                .as_ref()
+                .map_or(Duration::from_micros(self.max_staleness as u64), |l2| {
+                    l2.ttl()
+                        .max(Duration::from_micros(self.max_staleness as u64))
+                });
+        self.known = Known::new(
+            micros(options.margin),
+            micros(options.window(kept)),
+            KNOWN_CAPACITY,
+        );
+        self.bound = micros(options.bound);
+        self.fresh_until = AtomicI64::new(0);
+        self
     }
 
     /// A lookup with only L1 and the store, for tools and tests.
@@ -187,8 +238,20 @@ impl KeyLookup {
     }
 
     fn is_fresh(&self, entry: &Entry, now: i64) -> bool {
-        // Negative entries live only as long as they are fresh.
-        entry.record.is_none() || now - entry.fetched_at < self.l1_ttl
+        // Negative entries live only as long as they are fresh. The one
+        // atomic load is all the hot path gained for the revocation bound.
+        entry.record.is_none()
+            || (now - entry.fetched_at < self.l1_ttl && self.tail_is_current(now))
+    }
+
+    fn tail_is_current(&self, now: i64) -> bool {
+        now < self.fresh_until.load(Ordering::Acquire)
+    }
+
+    /// Whether a cached answer may predate a change this replica knows of.
+    /// Only answers for known keys: "no such key" never allows anything.
+    fn distrusted(&self, digest: &Digest, entry: &Entry) -> bool {
+        entry.record.is_some() && self.known.distrusts(digest, entry.confirmed_at)
     }
 
     /// Asks L2, then the store. `stale` is what L1 may still offer if both
@@ -199,11 +262,20 @@ impl KeyLookup {
         now: i64,
         stale: Option<Entry>,
     ) -> Result<Lower, LookupError> {
-        let mut fallback = stale.map(|e| (e, Tier::L1));
+        let mut fallback = stale
+            .filter(|e| !self.distrusted(digest, e))
+            .map(|e| (e, Tier::L1));
         if let Some(l2) = &self.l2
             && let Some(entry) = l2.get(digest).await
         {
-            let fresh = entry.record.is_none() || now - entry.confirmed_at < micros(l2.ttl());
+            if self.distrusted(digest, &entry) {
+                // Older than a change we know of (say, restored from an AOF
+                // or left by a tombstone Redis never took): a miss.
+                metrics::counter!("keyward_l2_distrusted_total").increment(1);
+                return self.load_store(digest, now, fallback).await;
+            }
+            let fresh = entry.record.is_none()
+                || (now - entry.confirmed_at < micros(l2.ttl()) && self.tail_is_current(now));
             if fresh {
                 return Ok(Lower::Fresh(
                     Entry {
@@ -220,6 +292,16 @@ impl KeyLookup {
                 fallback = Some((entry, Tier::Redis));
             }
         }
+        self.load_store(digest, now, fallback).await
+    }
+
+    /// Reads the store, refilling L2; `fallback` answers if it cannot.
+    async fn load_store(
+        &self,
+        digest: &Digest,
+        now: i64,
+        fallback: Option<(Entry, Tier)>,
+    ) -> Result<Lower, LookupError> {
         let failure = if self.store_breaker.is_closed() {
             match self.reads.find(digest).await {
                 Ok(record) => {
@@ -270,7 +352,10 @@ impl KeyLookup {
 
     /// After a write changed the key with this digest (at `at`, µs): forget
     /// it here, tombstone it in L2, and tell the other replicas.
+    /// Recorded here first, so this replica never trusts an older answer
+    /// again whatever Redis and the bus do (read your writes).
     pub async fn invalidate(&self, digest: &Digest, at: i64) {
+        self.known.record(digest, at, now_micros());
         self.evict_local(digest).await;
         if let Some(l2) = &self.l2 {
             l2.tombstone(digest).await;
@@ -279,6 +364,7 @@ impl KeyLookup {
             .publish(Invalidation {
                 digest: *digest,
                 at,
+                created: false,
             })
             .await;
     }
@@ -296,8 +382,36 @@ impl KeyLookup {
             .publish(Invalidation {
                 digest: *digest,
                 at,
+                created: true,
             })
             .await;
+    }
+
+    /// Applies an invalidation another replica made (bus or outbox).
+    pub async fn apply(&self, invalidation: &Invalidation) {
+        if !invalidation.created {
+            self.known
+                .record(&invalidation.digest, invalidation.at, now_micros());
+        }
+        self.evict_local(&invalidation.digest).await;
+    }
+
+    /// The outbox tail saw every write committed before `started` (µs).
+    pub(crate) fn tail_succeeded(&self, started: i64) {
+        self.fresh_until
+            .fetch_max(started.saturating_add(self.bound), Ordering::AcqRel);
+    }
+
+    /// The replica may have missed invalidations it can no longer read:
+    /// trust nothing cached before `now`.
+    pub(crate) fn lost_track(&self, now: i64) {
+        self.known.raise_floor(now);
+        self.clear_local();
+    }
+
+    /// Invalidations this replica remembers.
+    pub fn known_invalidations(&self) -> usize {
+        self.known.len()
     }
 
     /// Forgets a digest in this replica only.
@@ -330,6 +444,10 @@ impl KeyLookup {
     pub fn bus_kind(&self) -> &'static str {
         self.bus.kind()
     }
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
 }
 
 /// A known key's entry that may still answer while the store is down.

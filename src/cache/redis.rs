@@ -7,7 +7,10 @@
 //!
 //! An invalidation writes a short-lived tombstone instead of deleting: a
 //! replica that read the store just before the write committed cannot then
-//! put the old record back, because fills never overwrite a tombstone.
+//! put the old record back, because fills never overwrite a tombstone. A
+//! fill does overwrite an ordinary entry, so a stale one (say, restored from
+//! an AOF) loses to the next store read. A tombstone Redis did not take is
+//! queued and written when it answers again (`tombstones.rs`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,7 +18,9 @@ use deadpool_redis::{Config as PoolConfig, Pool, Runtime, Timeouts};
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 
-use super::{breaker::Breaker, local::Entry};
+use tokio_util::sync::CancellationToken;
+
+use super::{breaker::Breaker, local::Entry, tombstones::Pending};
 use crate::{
     key::{Digest, KeyId},
     limit::{Limits, Quota, RateLimit},
@@ -42,6 +47,10 @@ pub struct RedisOptions {
 }
 
 const TOMBSTONE: &[u8] = b"tomb";
+/// How often queued tombstones are tried again.
+const TOMBSTONE_RETRY: Duration = Duration::from_millis(100);
+/// Most tombstones kept waiting for Redis.
+const PENDING_TOMBSTONES: usize = 100_000;
 
 /// Sets the entry unless a tombstone is there: atomically, in one round trip.
 const FILL_SCRIPT: &str = r"
@@ -60,6 +69,7 @@ pub struct RedisCache {
     options: RedisOptions,
     breaker: Arc<Breaker>,
     fill: redis::Script,
+    pending: Pending,
 }
 
 /// The stored form: versioned through the key prefix (`…:k1:`).
@@ -104,6 +114,7 @@ impl RedisCache {
             options,
             breaker: Breaker::new("redis"),
             fill: redis::Script::new(FILL_SCRIPT),
+            pending: Pending::new(PENDING_TOMBSTONES),
         })
     }
 
@@ -163,14 +174,21 @@ impl RedisCache {
             .await;
     }
 
-    /// Replaces whatever is cached for `digest` with a tombstone.
+    /// Replaces whatever is cached for `digest` with a tombstone; if Redis
+    /// does not take it now, it is queued and written once Redis answers.
     pub async fn tombstone(&self, digest: &Digest) {
+        if !self.write_tombstone(digest).await {
+            self.pending.push(*digest);
+        }
+    }
+
+    async fn write_tombstone(&self, digest: &Digest) -> bool {
         if !self.breaker.is_closed() {
-            return;
+            return false;
         }
         let key = self.key(digest);
         let ttl = self.options.tombstone_ttl.as_millis() as u64;
-        let _: Option<()> = self
+        let written: Option<()> = self
             .call("tombstone", async |conn| {
                 redis::cmd("SET")
                     .arg(&key)
@@ -181,6 +199,38 @@ impl RedisCache {
                     .await
             })
             .await;
+        written.is_some()
+    }
+
+    /// Writes queued tombstones whenever Redis answers, until `stop`.
+    pub fn retry_tombstones(self: &Arc<Self>, stop: CancellationToken) {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(TOMBSTONE_RETRY) => {}
+                }
+                if cache.pending.is_empty() || !cache.breaker.is_closed() {
+                    continue;
+                }
+                let mut queued = cache.pending.take().into_iter();
+                while let Some(digest) = queued.next() {
+                    if !cache.write_tombstone(&digest).await {
+                        cache
+                            .pending
+                            .put_back(std::iter::once(digest).chain(queued).collect());
+                        break;
+                    }
+                    metrics::counter!("keyward_tombstones_retried_total").increment(1);
+                }
+            }
+        });
+    }
+
+    /// Tombstones waiting for Redis.
+    pub fn pending_tombstones(&self) -> usize {
+        self.pending.len()
     }
 
     /// Drops whatever is cached for `digest`.

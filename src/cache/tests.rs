@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 
+use super::outbox::RevocationOptions;
+
 use async_trait::async_trait;
 use chrono::Utc;
 
@@ -134,4 +136,56 @@ async fn an_eviction_during_a_read_keeps_its_result_out_of_l1() {
         Tier::Store,
         "cleared"
     );
+}
+
+#[tokio::test]
+async fn an_answer_older_than_a_known_invalidation_is_not_served_stale() {
+    let (store, lookup, known) = setup();
+    let now = Utc::now().timestamp_micros();
+    lookup.find(&known, now).await.unwrap();
+    store.down.store(true, Ordering::SeqCst);
+    // Known (say, from the outbox) while the entry was still in L1.
+    lookup.known.record(&known, now + SECOND, now + SECOND);
+    let answer = lookup.find(&known, now + 2 * SECOND).await;
+    assert!(
+        answer.is_err(),
+        "confirmed before a change this replica knows of: no stale answer"
+    );
+}
+
+#[tokio::test]
+async fn cached_answers_expire_when_the_outbox_tail_lapses() {
+    let (store, lookup, known) = setup();
+    let lookup = lookup.with_revocation(&RevocationOptions {
+        bound: Duration::from_millis(500),
+        margin: Duration::ZERO,
+    });
+    let now = Utc::now().timestamp_micros();
+    assert_eq!(lookup.find(&known, now).await.unwrap().tier, Tier::Store);
+    assert_eq!(
+        lookup.find(&known, now).await.unwrap().tier,
+        Tier::Store,
+        "before the tail first read the outbox, nothing cached is fresh"
+    );
+    lookup.tail_succeeded(now);
+    let hit = lookup.find(&known, now + SECOND / 4).await.unwrap();
+    assert_eq!(hit.tier, Tier::L1);
+    let lapsed = lookup.find(&known, now + 3 * SECOND / 4).await.unwrap();
+    assert_eq!(lapsed.tier, Tier::Store, "the tail last read 0.75 s ago");
+    assert_eq!(store.reads.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn the_writing_replica_never_trusts_an_older_answer_again() {
+    let (_store, lookup, known) = setup();
+    let now = Utc::now().timestamp_micros();
+    lookup.find(&known, now).await.unwrap();
+    lookup.invalidate(&known, now + SECOND).await;
+    assert!(lookup.l1.as_ref().unwrap().get(&known).await.is_none());
+    let before = Entry {
+        record: Some(Arc::new(record())),
+        confirmed_at: now + SECOND / 2,
+        fetched_at: now + SECOND / 2,
+    };
+    assert!(lookup.distrusted(&known, &before));
 }

@@ -1,9 +1,10 @@
 //! Admin authentication: `authorization: Bearer <admin key>`.
 //!
-//! Admin keys are ordinary keyward keys holding the `keyward:admin` scope. A
-//! key of the reserved project `keyward` reaches every project; a key of any
-//! other project reaches that project only. So a project admin can mint
-//! more admins of its own project, never of another.
+//! Admin keys are ordinary keyward keys holding the `keyward:admin` scope,
+//! by name: no wildcard covers a reserved scope (`scope::covers`). A key of
+//! the reserved project `keyward` reaches every project; a key of any other
+//! project reaches that project only. Only an all-projects admin may grant
+//! reserved scopes, so a project admin cannot mint admins at all.
 
 use tonic::{Request, metadata::MetadataMap};
 

@@ -10,6 +10,7 @@ use crate::{
     limit::{Quota, QuotaPeriod, RateLimit},
     proto::v1 as pb,
     store::{KeyStatus, StoredKey},
+    validate,
     verify::Verdict,
 };
 
@@ -25,7 +26,9 @@ pub fn from_timestamp(field: &str, ts: &prost_types::Timestamp) -> Result<DateTi
         .ok()
         .filter(|n| *n < 1_000_000_000)
         .ok_or_else(|| Error::invalid(field, "nanos must be 0 to 999,999,999"))?;
-    DateTime::from_timestamp(ts.seconds, nanos).ok_or_else(|| Error::invalid(field, "out of range"))
+    let at = DateTime::from_timestamp(ts.seconds, nanos)
+        .ok_or_else(|| Error::invalid(field, "out of range"))?;
+    validate::time(field, at)
 }
 
 pub fn from_duration(field: &str, d: &prost_types::Duration) -> Result<Duration, Error> {
@@ -143,33 +146,17 @@ pub fn quota_to_pb(quota: &Quota) -> pb::Quota {
 }
 
 pub fn rate_limit(field: &str, limit: &pb::RateLimit) -> Result<RateLimit, Error> {
-    if limit.limit == 0 {
-        return Err(Error::invalid(
-            format!("{field}.limit"),
-            "must be at least 1",
-        ));
-    }
     let period = match &limit.period {
         None => std::time::Duration::from_secs(1),
         Some(d) => to_std(&format!("{field}.period"), d)?,
     };
-    if !(RateLimit::MIN_PERIOD..=RateLimit::MAX_PERIOD).contains(&period) {
-        return Err(Error::invalid(
-            format!("{field}.period"),
-            "must be 1 ms to 1 day",
-        ));
-    }
-    if u64::from(limit.limit) > period.as_micros() as u64 {
-        return Err(Error::invalid(
-            format!("{field}.limit"),
-            "more than one call per microsecond",
-        ));
-    }
-    Ok(RateLimit {
+    let limit = RateLimit {
         limit: limit.limit,
         period,
         burst: limit.burst.max(1),
-    })
+    };
+    validate::rate_limit(field, &limit)?;
+    Ok(limit)
 }
 
 pub fn quota(field: &str, quota: &pb::Quota) -> Result<Quota, Error> {
@@ -215,12 +202,14 @@ pub fn quota(field: &str, quota: &pb::Quota) -> Result<Quota, Error> {
             ));
         }
     }
-    Ok(Quota {
+    let quota = Quota {
         limit: quota.limit,
         period,
         refill_amount: quota.refill_amount,
         refill_interval,
-    })
+    };
+    validate::quota(field, &quota)?;
+    Ok(quota)
 }
 
 pub fn verify_response(verdict: &Verdict) -> pb::VerifyResponse {
@@ -280,6 +269,14 @@ mod tests {
             nanos: -1,
         };
         assert!(from_timestamp("t", &bad).is_err());
+        let at = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
+        assert!(from_timestamp("t", &at(253_402_300_799)).is_ok());
+        for out in [253_402_300_800, -1, 200_000 * 31_556_952] {
+            assert!(
+                matches!(from_timestamp("expires_at", &at(out)), Err(Error::InvalidArgument { field, .. }) if field == "expires_at"),
+                "{out}"
+            );
+        }
     }
 
     #[test]

@@ -132,12 +132,13 @@ pub fn check_response(answer: &Answer<'_>) -> CheckResponse {
                 ok.response_headers_to_add =
                     vec![overwrite(QUOTA_REMAINING_HEADER, &remaining.to_string())];
             }
-            match strip {
-                Some(Source::Header(name)) => ok.headers_to_remove.push((*name).to_owned()),
-                Some(Source::QueryParam(name)) => {
-                    ok.query_parameters_to_remove.push((*name).to_owned())
+            for source in strip {
+                match source {
+                    Source::Header(name) => ok.headers_to_remove.push((*name).to_owned()),
+                    Source::QueryParam(name) => {
+                        ok.query_parameters_to_remove.push((*name).to_owned())
+                    }
                 }
-                None => {}
             }
             (rpc_status(tonic::Code::Ok), HttpResponse::OkResponse(ok))
         }

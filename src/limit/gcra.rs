@@ -6,13 +6,15 @@
 
 /// A call at `now` (µs) against the stored TAT (`None`: never used).
 /// `Ok(new_tat)` allows it; `Err(retry_after_us)` refuses it.
+/// Saturating throughout: a schedule at the end of time refuses calls
+/// rather than wrapping round to allow or refuse the wrong ones.
 pub fn check(tat: Option<i64>, now: i64, interval: i64, tolerance: i64) -> Result<i64, i64> {
     let tat = tat.unwrap_or(now).max(now);
-    let ahead = tat - now;
+    let ahead = tat.saturating_sub(now);
     if ahead > tolerance {
-        Err(ahead - tolerance)
+        Err(ahead.saturating_sub(tolerance))
     } else {
-        Ok(tat + interval)
+        Ok(tat.saturating_add(interval))
     }
 }
 
@@ -57,6 +59,18 @@ mod tests {
         // 1 s at 100/s plus a burst of 10.
         assert!(allowed <= 10 + 100, "{allowed}");
         assert!(allowed >= 100, "{allowed}");
+    }
+
+    #[test]
+    fn extreme_parameters_saturate_instead_of_wrapping() {
+        assert_eq!(
+            check(None, 0, 1, i64::MAX),
+            Ok(1),
+            "a huge tolerance allows"
+        );
+        assert_eq!(check(Some(i64::MAX), 0, 1, i64::MAX), Ok(i64::MAX));
+        assert_eq!(check(Some(i64::MAX), i64::MIN, 1, 0), Err(i64::MAX));
+        assert_eq!(check(Some(5), 0, i64::MAX, 10), Ok(i64::MAX));
     }
 
     #[test]

@@ -20,13 +20,17 @@ impl RateLimit {
 
     /// GCRA's emission interval: the time one call "costs", in µs.
     pub fn interval_us(&self) -> i64 {
-        (self.period.as_micros() as i64 / i64::from(self.limit.max(1))).max(1)
+        let period = i64::try_from(self.period.as_micros()).unwrap_or(i64::MAX);
+        (period / i64::from(self.limit.max(1))).max(1)
     }
 
     /// GCRA's tolerance: how far ahead of now the schedule may run, in µs;
-    /// `burst` calls fit in it at once.
+    /// `burst` calls fit in it at once. Saturating, so a huge burst (a row
+    /// written before bursts were bounded) means "many", never a negative
+    /// tolerance that refuses the first call.
     pub fn tolerance_us(&self) -> i64 {
-        self.interval_us() * i64::from(self.burst.max(1) - 1)
+        self.interval_us()
+            .saturating_mul(i64::from(self.burst.max(1) - 1))
     }
 }
 
@@ -115,6 +119,24 @@ mod tests {
             burst: 0,
         };
         assert_eq!(one.tolerance_us(), 0, "burst 0 means one call at a time");
+    }
+
+    #[test]
+    fn huge_limits_saturate() {
+        let huge = RateLimit {
+            limit: 1,
+            period: Duration::from_secs(86_400),
+            burst: u32::MAX,
+        };
+        assert_eq!(huge.interval_us(), 86_400_000_000);
+        assert_eq!(huge.tolerance_us(), i64::MAX);
+        let endless = RateLimit {
+            limit: 1,
+            period: Duration::from_secs(u64::MAX),
+            burst: 2,
+        };
+        assert_eq!(endless.interval_us(), i64::MAX);
+        assert_eq!(endless.tolerance_us(), i64::MAX);
     }
 
     #[test]

@@ -48,13 +48,16 @@ pub fn refill(quota: &Quota, used: i64, last_refill: i64, now: i64) -> (i64, i64
     if !quota.refills() {
         return (used, last_refill);
     }
-    let interval = quota.refill_interval.as_micros() as i64;
-    let refills = (now - last_refill).max(0) / interval;
+    let interval = i64::try_from(quota.refill_interval.as_micros()).unwrap_or(i64::MAX);
+    let refills = now.saturating_sub(last_refill).max(0) / interval;
     if refills == 0 {
         return (used, last_refill);
     }
     let back = refills.saturating_mul(quota.refill_amount);
-    ((used - back).max(0), last_refill + refills * interval)
+    (
+        used.saturating_sub(back).max(0),
+        last_refill.saturating_add(refills.saturating_mul(interval)),
+    )
 }
 
 #[cfg(test)]

@@ -104,7 +104,7 @@ impl RedisLimiter {
                     expire_ms,
                     i64::from(q.period == QuotaPeriod::Credits),
                     q.refill_amount,
-                    q.refill_interval.as_micros() as i64,
+                    i64::try_from(q.refill_interval.as_micros()).unwrap_or(i64::MAX),
                 )
             }
             None => (

@@ -1,5 +1,6 @@
 //! Test stores that only answer hot-path reads: the fake decides what a
-//! read finds; every admin method fails, as nothing under test calls it.
+//! read finds (and, for the usage tests, what a usage write does); every
+//! admin method fails, as nothing under test calls it.
 
 use std::ops::Deref;
 
@@ -7,8 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, RolledUp, Rotated,
-    StoreError, StoredAudit, StoredKey, UsageBucket, UsageCount, UsageQuery,
+    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, OutboxRow,
+    RolledUp, Rotated, StoreError, StoredAudit, StoredKey, Successor, UsageBucket, UsageCount,
+    UsageQuery, WriteBy,
 };
 use crate::{
     key::{Digest, KeyId},
@@ -28,6 +30,11 @@ pub(crate) trait Reads: Send + Sync + 'static {
             }
         }
         Ok(found)
+    }
+
+    /// A usage batch written; by default refused, like every write.
+    async fn write_usage(&self, _: &[UsageCount]) -> Result<(), StoreError> {
+        unused()
     }
 }
 
@@ -88,16 +95,17 @@ impl<R: Reads> KeyStore for ReadsOnly<R> {
         _: &KeyId,
         _: DateTime<Utc>,
         _: &str,
-        _: &AuditEvent,
+        _: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
         unused()
     }
     async fn rotate(
         &self,
         _: &KeyId,
-        _: &NewKey,
         _: DateTime<Utc>,
-        _: &AuditEvent,
+        _: DateTime<Utc>,
+        _: &mut Successor<'_>,
+        _: &WriteBy,
     ) -> Result<Rotated, StoreError> {
         unused()
     }
@@ -106,15 +114,15 @@ impl<R: Reads> KeyStore for ReadsOnly<R> {
         _: &KeyId,
         _: &KeyChanges,
         _: DateTime<Utc>,
-        _: &AuditEvent,
+        _: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
         unused()
     }
     async fn list_audit(&self, _: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
         unused()
     }
-    async fn record_usage(&self, _: &[UsageCount]) -> Result<(), StoreError> {
-        unused()
+    async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        self.0.write_usage(counts).await
     }
     async fn usage_series(&self, _: &UsageQuery, _: i64) -> Result<Vec<UsageBucket>, StoreError> {
         unused()
@@ -127,6 +135,15 @@ impl<R: Reads> KeyStore for ReadsOnly<R> {
         _: DateTime<Utc>,
         _: DateTime<Utc>,
     ) -> Result<RolledUp, StoreError> {
+        unused()
+    }
+    async fn invalidations_after(&self, _: i64, _: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        unused()
+    }
+    async fn invalidations_start(&self, _: DateTime<Utc>) -> Result<i64, StoreError> {
+        unused()
+    }
+    async fn prune_invalidations(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
         unused()
     }
 }

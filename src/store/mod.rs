@@ -10,8 +10,12 @@ mod connect;
 #[cfg(test)]
 pub(crate) mod fake;
 mod model;
+mod outbox;
+mod pg_read;
 pub mod postgres;
 mod postgres_usage;
+mod retryable;
+mod session_probe;
 mod sql;
 pub mod sqlite;
 mod sqlite_usage;
@@ -28,11 +32,13 @@ use crate::{
 };
 
 pub use batch::BatchedReads;
-pub use connect::{StoreOptions, connect};
+pub use connect::{Pooler, StoreOptions, connect};
 pub use model::{
-    AuditAction, AuditEvent, AuditQuery, KeyChanges, KeyStatus, ListQuery, NewKey, StoredAudit,
-    StoredKey,
+    AuditAction, AuditDraft, AuditEvent, AuditQuery, KeyChanges, KeyStatus, ListQuery, NewKey,
+    StoredAudit, StoredKey, WriteBy,
 };
+pub use outbox::OutboxRow;
+pub use session_probe::check_session;
 pub use timeout::TimeoutStore;
 pub use usage::{KeyTotals, RolledUp, UsageBucket, UsageCount, UsageOwner, UsageQuery};
 
@@ -57,6 +63,13 @@ impl From<sqlx::Error> for StoreError {
         use sqlx::Error as E;
         match error {
             E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_) => {
+                StoreError::Unavailable(error.to_string())
+            }
+            E::Database(ref db)
+                if db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some_and(|pg| retryable::is_transient_sqlstate(pg.code())) =>
+            {
                 StoreError::Unavailable(error.to_string())
             }
             other => StoreError::Other(other.to_string()),
@@ -104,6 +117,9 @@ fn json_opt<T>(value: Option<sqlx::types::Json<T>>) -> Option<T> {
     value.map(|j| j.0)
 }
 
+/// Builds a rotated key's successor from the locked old row.
+pub type Successor<'a> = dyn FnMut(&StoredKey) -> NewKey + Send + 'a;
+
 /// Results of the writes that change a key another replica may have cached.
 #[derive(Debug, Clone)]
 pub struct Rotated {
@@ -150,17 +166,20 @@ pub trait KeyStore: Send + Sync + 'static {
         id: &KeyId,
         at: DateTime<Utc>,
         reason: &str,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError>;
 
-    /// Replaces an active key by `new`, which takes over its label; the old
-    /// key is revoked at `old_revoked_at` (now + grace).
+    /// Replaces an active key by the one `successor` builds from the locked
+    /// row (so it copies the key as it is, not as an earlier read saw it),
+    /// which takes over its label; the old key is revoked at
+    /// `old_revoked_at` (now + grace).
     async fn rotate(
         &self,
         old: &KeyId,
-        new: &NewKey,
+        now: DateTime<Utc>,
         old_revoked_at: DateTime<Utc>,
-        audit: &AuditEvent,
+        successor: &mut Successor<'_>,
+        by: &WriteBy,
     ) -> Result<Rotated, StoreError>;
 
     /// Applies `changes` to an active or expired key.
@@ -169,7 +188,7 @@ pub trait KeyStore: Send + Sync + 'static {
         id: &KeyId,
         changes: &KeyChanges,
         now: DateTime<Utc>,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError>;
 
     /// Audit events matching the query, newest first.
@@ -203,6 +222,20 @@ pub trait KeyStore: Send + Sync + 'static {
         minutes_before: DateTime<Utc>,
         hours_before: DateTime<Utc>,
     ) -> Result<RolledUp, StoreError>;
+
+    /// Outbox rows with a seq above `after`, in seq order, at most `limit`.
+    async fn invalidations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Where a tail must start (the seq before the first row) to see every
+    /// outbox row written after `since`.
+    async fn invalidations_start(&self, since: DateTime<Utc>) -> Result<i64, StoreError>;
+
+    /// Deletes outbox rows written before `before`; how many went.
+    async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Connections in the pool, for the metrics; `None` if not pooled.
     fn pool_stats(&self) -> Option<PoolStats> {

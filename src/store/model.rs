@@ -227,6 +227,53 @@ pub struct AuditEvent {
     pub details: serde_json::Value,
 }
 
+/// An admin write's audit event before the key is locked: the store
+/// completes it from the locked row, so the event names the key as it was
+/// when it changed.
+#[derive(Debug, Clone)]
+pub struct AuditDraft {
+    pub at: DateTime<Utc>,
+    /// The admin key that acted; `None` for local commands.
+    pub actor: Option<KeyId>,
+    pub action: AuditAction,
+    /// The caller's address, or `cli` for local commands.
+    pub source: String,
+    /// What the request asked for, as JSON (never a secret or a digest).
+    pub details: serde_json::Value,
+}
+
+impl AuditDraft {
+    pub fn for_key(&self, key: &StoredKey) -> AuditEvent {
+        AuditEvent {
+            at: self.at,
+            actor: self.actor.clone(),
+            action: self.action,
+            project: key.project.clone(),
+            target: key.id.clone(),
+            source: self.source.clone(),
+            details: self.details.clone(),
+        }
+    }
+}
+
+/// Who makes a write to an existing key. Whether they may is decided on the
+/// row the write locked, never on an earlier read, so the key cannot change
+/// between the check and the write.
+#[derive(Debug, Clone)]
+pub struct WriteBy {
+    /// Only keys of this project may be written (`None`: any). A key of
+    /// another project is `NotFound`, exactly like an unknown id, so the
+    /// answer tells nothing about other projects.
+    pub project: Option<String>,
+    pub audit: AuditDraft,
+}
+
+impl WriteBy {
+    pub fn may_write(&self, key: &StoredKey) -> bool {
+        self.project.as_ref().is_none_or(|p| *p == key.project)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredAudit {
     pub id: i64,

@@ -12,9 +12,12 @@ use sqlx::{
 };
 
 use super::{
-    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, PoolStats,
-    RolledUp, Rotated, StoreError, StoreOptions, StoredAudit, StoredKey, UsageBucket, UsageCount,
-    UsageQuery, cidr_texts, json_opt, label_conflict, parse_cidrs, sql,
+    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, OutboxRow,
+    PoolStats, RolledUp, Rotated, StoreError, StoreOptions, StoredAudit, StoredKey, Successor,
+    UsageBucket, UsageCount, UsageQuery, WriteBy, cidr_texts, json_opt, label_conflict,
+    parse_cidrs,
+    pg_read::ReadConn,
+    sql,
     writes::{self, WriteTx},
 };
 use crate::{
@@ -44,6 +47,10 @@ macro_rules! record_columns {
 
 pub struct PgStore {
     pool: PgPool,
+    /// False behind a transaction pooler: see [`super::Pooler`].
+    named: bool,
+    /// Where migrations take their session lock, when not the pool's URL.
+    session_url: Option<String>,
 }
 
 impl PgStore {
@@ -57,7 +64,11 @@ impl PgStore {
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
             .connect_lazy_with(connect.application_name("keyward"));
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            named: options.pooler.named_statements(),
+            session_url: options.session_url.clone(),
+        })
     }
 
     /// The pool, for the invalidation bus (LISTEN/NOTIFY) and metrics.
@@ -65,13 +76,23 @@ impl PgStore {
         &self.pool
     }
 
+    async fn read(&self) -> Result<ReadConn, StoreError> {
+        ReadConn::open(&self.pool, self.named).await
+    }
+
     async fn begin(&self) -> Result<PgTx, StoreError> {
-        Ok(PgTx(self.pool.begin().await?))
+        Ok(PgTx {
+            tx: self.pool.begin().await?,
+            named: self.named,
+        })
     }
 }
 
 /// Row locks (`SELECT … FOR UPDATE`) serialise concurrent writes to one key.
-struct PgTx(Transaction<'static, Postgres>);
+struct PgTx {
+    tx: Transaction<'static, Postgres>,
+    named: bool,
+}
 
 #[async_trait]
 impl WriteTx for PgTx {
@@ -82,7 +103,8 @@ impl WriteTx for PgTx {
             " FROM keys WHERE id = $1 FOR UPDATE"
         ))
         .bind(id.as_str())
-        .fetch_optional(&mut *self.0)
+        .persistent(self.named)
+        .fetch_optional(&mut *self.tx)
         .await?;
         row.as_ref()
             .map(key_from_row)
@@ -103,7 +125,8 @@ impl WriteTx for PgTx {
         .bind(project)
         .bind(label)
         .bind(now)
-        .execute(&mut *self.0)
+        .persistent(self.named)
+        .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
@@ -127,7 +150,8 @@ impl WriteTx for PgTx {
         .bind(key.rate_limit.map(Json))
         .bind(key.quota.map(Json))
         .bind(cidr_texts(&key.allowed_cidrs))
-        .execute(&mut *self.0)
+        .persistent(self.named)
+        .execute(&mut *self.tx)
         .await
         .map_err(|e| label_conflict(e, &key.project, &key.label))?;
         Ok(())
@@ -152,7 +176,8 @@ impl WriteTx for PgTx {
         .bind(key.rate_limit.map(Json))
         .bind(key.quota.map(Json))
         .bind(cidr_texts(&key.allowed_cidrs))
-        .execute(&mut *self.0)
+        .persistent(self.named)
+        .execute(&mut *self.tx)
         .await
         .map_err(|e| label_conflict(e, &key.project, &key.label))?;
         Ok(())
@@ -170,38 +195,72 @@ impl WriteTx for PgTx {
         .bind(event.target.as_str())
         .bind(&event.source)
         .bind(Json(&event.details))
-        .execute(&mut *self.0)
+        .persistent(self.named)
+        .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
 
+    async fn invalidate(&mut self, digest: &Digest, at: DateTime<Utc>) -> Result<(), StoreError> {
+        super::outbox::pg_record(&mut self.tx, self.named, digest, at).await
+    }
+
     async fn commit(self) -> Result<(), StoreError> {
-        self.0.commit().await?;
+        self.tx.commit().await?;
         Ok(())
     }
 
     async fn rollback(self) -> Result<(), StoreError> {
-        self.0.rollback().await?;
+        self.tx.rollback().await?;
         Ok(())
     }
 }
 
 #[async_trait]
 impl KeyStore for PgStore {
+    /// The migrator keeps a session advisory lock across its statements and
+    /// names its statements: behind a transaction pooler it runs on the
+    /// session URL, or not at all.
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        match (&self.session_url, self.named) {
+            (Some(url), _) => {
+                let options: PgConnectOptions = url
+                    .parse()
+                    .map_err(|_| StoreError::Other("invalid postgres session URL".to_owned()))?;
+                // One connection: the lock and the migrations share it.
+                let session = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options.application_name("keyward-migrate"))
+                    .await?;
+                let migrated = MIGRATOR.run(&session).await;
+                session.close().await;
+                migrated?;
+            }
+            (None, true) => MIGRATOR.run(&self.pool).await?,
+            (None, false) => {
+                return Err(StoreError::Other(
+                    "migrations cannot run through a transaction pooler: set \
+                     --database-session-url (KEYWARD_DATABASE_SESSION_URL) to a direct \
+                     connection, or run `keyward migrate` against one and start with --no-migrate"
+                        .to_owned(),
+                ));
+            }
+        }
         Ok(())
     }
 
     async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
+        let mut conn = self.read().await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             record_columns!(),
             " FROM keys WHERE digest = $1"
         ))
         .bind(digest.as_bytes().as_slice())
-        .fetch_optional(&self.pool)
+        .persistent(self.named)
+        .fetch_optional(&mut *conn)
         .await?;
+        conn.done().await?;
         row.as_ref().map(record_from_row).transpose()
     }
 
@@ -211,14 +270,17 @@ impl KeyStore for PgStore {
         digests: &[Digest],
     ) -> Result<Vec<(Digest, KeyRecord)>, StoreError> {
         let wanted: Vec<&[u8]> = digests.iter().map(|d| d.as_bytes().as_slice()).collect();
+        let mut conn = self.read().await?;
         let rows = sqlx::query(concat!(
             "SELECT digest, ",
             record_columns!(),
             " FROM keys WHERE digest = ANY($1)"
         ))
         .bind(&wanted)
-        .fetch_all(&self.pool)
+        .persistent(self.named)
+        .fetch_all(&mut *conn)
         .await?;
+        conn.done().await?;
         rows.iter()
             .map(|row| {
                 let digest: Vec<u8> = row.try_get("digest")?;
@@ -230,14 +292,17 @@ impl KeyStore for PgStore {
     }
 
     async fn get(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        let mut conn = self.read().await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             key_columns!(),
             " FROM keys WHERE id = $1"
         ))
         .bind(id.as_str())
-        .fetch_optional(&self.pool)
+        .persistent(self.named)
+        .fetch_optional(&mut *conn)
         .await?;
+        conn.done().await?;
         row.as_ref().map(key_from_row).transpose()
     }
 
@@ -248,7 +313,13 @@ impl KeyStore for PgStore {
             " FROM keys WHERE TRUE"
         ));
         sql::push_list_filters(&mut qb, query, query.now);
-        let rows = qb.build().fetch_all(&self.pool).await?;
+        let mut conn = self.read().await?;
+        let rows = qb
+            .build()
+            .persistent(self.named)
+            .fetch_all(&mut *conn)
+            .await?;
+        conn.done().await?;
         rows.iter().map(key_from_row).collect()
     }
 
@@ -261,19 +332,20 @@ impl KeyStore for PgStore {
         id: &KeyId,
         at: DateTime<Utc>,
         reason: &str,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
-        writes::revoke(self.begin().await?, id, at, reason, audit).await
+        writes::revoke(self.begin().await?, id, at, reason, by).await
     }
 
     async fn rotate(
         &self,
         old: &KeyId,
-        new: &NewKey,
+        now: DateTime<Utc>,
         old_revoked_at: DateTime<Utc>,
-        audit: &AuditEvent,
+        successor: &mut Successor<'_>,
+        by: &WriteBy,
     ) -> Result<Rotated, StoreError> {
-        writes::rotate(self.begin().await?, old, new, old_revoked_at, audit).await
+        writes::rotate(self.begin().await?, old, now, old_revoked_at, successor, by).await
     }
 
     async fn update(
@@ -281,9 +353,9 @@ impl KeyStore for PgStore {
         id: &KeyId,
         changes: &KeyChanges,
         now: DateTime<Utc>,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
-        writes::update(self.begin().await?, id, changes, now, audit).await
+        writes::update(self.begin().await?, id, changes, now, by).await
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
@@ -292,7 +364,13 @@ impl KeyStore for PgStore {
              FROM audit_events WHERE TRUE",
         );
         sql::push_audit_filters(&mut qb, query, |t| t);
-        let rows = qb.build().fetch_all(&self.pool).await?;
+        let mut conn = self.read().await?;
+        let rows = qb
+            .build()
+            .persistent(self.named)
+            .fetch_all(&mut *conn)
+            .await?;
+        conn.done().await?;
         rows.iter()
             .map(|row| {
                 Ok(StoredAudit {
@@ -310,7 +388,7 @@ impl KeyStore for PgStore {
     }
 
     async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
-        super::postgres_usage::record(&self.pool, counts).await
+        super::postgres_usage::record(&self.pool, self.named, counts).await
     }
 
     async fn usage_series(
@@ -318,7 +396,11 @@ impl KeyStore for PgStore {
         query: &UsageQuery,
         bucket_seconds: i64,
     ) -> Result<Vec<UsageBucket>, StoreError> {
-        super::postgres_usage::series(&self.pool, query, bucket_seconds).await
+        let mut conn = self.read().await?;
+        let series =
+            super::postgres_usage::series(&mut conn, self.named, query, bucket_seconds).await?;
+        conn.done().await?;
+        Ok(series)
     }
 
     async fn busiest_keys(
@@ -326,7 +408,10 @@ impl KeyStore for PgStore {
         query: &UsageQuery,
         limit: u32,
     ) -> Result<Vec<KeyTotals>, StoreError> {
-        super::postgres_usage::busiest(&self.pool, query, limit).await
+        let mut conn = self.read().await?;
+        let busiest = super::postgres_usage::busiest(&mut conn, self.named, query, limit).await?;
+        conn.done().await?;
+        Ok(busiest)
     }
 
     async fn roll_up_usage(
@@ -334,7 +419,38 @@ impl KeyStore for PgStore {
         minutes_before: DateTime<Utc>,
         hours_before: DateTime<Utc>,
     ) -> Result<RolledUp, StoreError> {
-        super::postgres_usage::roll_up(&self.pool, minutes_before, hours_before).await
+        super::postgres_usage::roll_up(&self.pool, self.named, minutes_before, hours_before).await
+    }
+
+    async fn invalidations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        {
+            let mut conn = self.read().await?;
+            let answer = super::outbox::pg_after(&mut conn, self.named, after, limit).await?;
+            conn.done().await?;
+            Ok(answer)
+        }
+    }
+
+    async fn invalidations_start(&self, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        {
+            let mut conn = self.read().await?;
+            let answer = super::outbox::pg_start(&mut conn, self.named, since).await?;
+            conn.done().await?;
+            Ok(answer)
+        }
+    }
+
+    async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        {
+            let mut conn = self.read().await?;
+            let answer = super::outbox::pg_prune(&mut conn, self.named, before).await?;
+            conn.done().await?;
+            Ok(answer)
+        }
     }
 
     fn pool_stats(&self) -> Option<PoolStats> {

@@ -1,12 +1,21 @@
 //! Usage rows on Postgres: batched upserts, bucketed reads, the roll-up.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{PgPool, Postgres, QueryBuilder, Row, postgres::PgConnection};
 
 use super::{KeyTotals, RolledUp, StoreError, UsageBucket, UsageCount, UsageQuery, sql};
 
 /// One statement per batch: arrays bound once, unnested server-side.
-pub(super) async fn record(pool: &PgPool, counts: &[UsageCount]) -> Result<(), StoreError> {
+///
+/// Replicas flush the same minute rows and the same keys at the same time
+/// (all of them at a rolling stop), so each flush takes its row locks in one
+/// fixed order: minute rows by (key, minute, outcome), then keys by id. Two
+/// flushes then wait on each other instead of deadlocking.
+pub(super) async fn record(
+    pool: &PgPool,
+    named: bool,
+    counts: &[UsageCount],
+) -> Result<(), StoreError> {
     if counts.is_empty() {
         return Ok(());
     }
@@ -28,6 +37,7 @@ pub(super) async fn record(pool: &PgPool, counts: &[UsageCount]) -> Result<(), S
     sqlx::query(
         "INSERT INTO usage_minute (key_id, project, minute, outcome, calls) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::int8[]) \
+         ORDER BY 1, 3, 4 \
          ON CONFLICT (key_id, minute, outcome) DO UPDATE SET calls = usage_minute.calls + EXCLUDED.calls",
     )
     .bind(&ids)
@@ -35,15 +45,24 @@ pub(super) async fn record(pool: &PgPool, counts: &[UsageCount]) -> Result<(), S
     .bind(&minutes)
     .bind(&outcomes)
     .bind(&calls)
+    .persistent(named)
     .execute(&mut *tx)
     .await?;
     if !used_ids.is_empty() {
+        // An UPDATE … FROM locks rows in whatever order its join plan
+        // visits them; lock them in id order first.
+        sqlx::query("SELECT 1 FROM keys WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&used_ids)
+            .persistent(named)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "UPDATE keys SET last_used_at = GREATEST(keys.last_used_at, u.at) \
              FROM UNNEST($1::text[], $2::timestamptz[]) AS u(id, at) WHERE keys.id = u.id",
         )
         .bind(&used_ids)
         .bind(&used_at)
+        .persistent(named)
         .execute(&mut *tx)
         .await?;
     }
@@ -52,7 +71,8 @@ pub(super) async fn record(pool: &PgPool, counts: &[UsageCount]) -> Result<(), S
 }
 
 pub(super) async fn series(
-    pool: &PgPool,
+    conn: &mut PgConnection,
+    named: bool,
     query: &UsageQuery,
     bucket_seconds: i64,
 ) -> Result<Vec<UsageBucket>, StoreError> {
@@ -64,7 +84,7 @@ pub(super) async fn series(
         .push(")::float8) AS bucket, outcome, sum(calls)::int8 AS calls FROM ");
     sql::push_usage_rows(&mut qb, query, |t| t);
     qb.push(" GROUP BY 1, 2 ORDER BY 1, 2");
-    let rows = qb.build().fetch_all(pool).await?;
+    let rows = qb.build().persistent(named).fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| {
             Ok(UsageBucket {
@@ -77,13 +97,14 @@ pub(super) async fn series(
 }
 
 pub(super) async fn busiest(
-    pool: &PgPool,
+    conn: &mut PgConnection,
+    named: bool,
     query: &UsageQuery,
     limit: u32,
 ) -> Result<Vec<KeyTotals>, StoreError> {
     let mut qb = QueryBuilder::<Postgres>::new("");
     sql::push_busiest(&mut qb, query, limit, |t| t);
-    let rows = qb.build().fetch_all(pool).await?;
+    let rows = qb.build().persistent(named).fetch_all(&mut *conn).await?;
     rows.iter().map(sql::key_totals).collect()
 }
 
@@ -92,6 +113,7 @@ pub(super) async fn busiest(
 /// locks and then finds them gone, so no minute is counted twice.
 pub(super) async fn roll_up(
     pool: &PgPool,
+    named: bool,
     minutes_before: DateTime<Utc>,
     hours_before: DateTime<Utc>,
 ) -> Result<RolledUp, StoreError> {
@@ -109,10 +131,12 @@ pub(super) async fn roll_up(
          SELECT count(*) FROM moved",
     )
     .bind(minutes_before)
+    .persistent(named)
     .fetch_one(&mut *tx)
     .await?;
     let pruned = sqlx::query("DELETE FROM usage_hour WHERE hour < $1")
         .bind(hours_before)
+        .persistent(named)
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -17,9 +17,10 @@ use sqlx::{
 };
 
 use super::{
-    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, PoolStats,
-    RolledUp, Rotated, StoreError, StoreOptions, StoredAudit, StoredKey, UsageBucket, UsageCount,
-    UsageQuery, cidr_texts, json_opt, label_conflict, parse_cidrs, sql,
+    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, OutboxRow,
+    PoolStats, RolledUp, Rotated, StoreError, StoreOptions, StoredAudit, StoredKey, Successor,
+    UsageBucket, UsageCount, UsageQuery, WriteBy, cidr_texts, json_opt, label_conflict,
+    parse_cidrs, sql,
     writes::{self, WriteTx},
 };
 use crate::{
@@ -54,6 +55,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(options.acquire_timeout);
+        if !url.contains(":memory:") && !url.contains("mode=memory") {
+            create_private(connect.get_filename())?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
@@ -174,6 +178,10 @@ impl WriteTx for SqliteTx {
         Ok(())
     }
 
+    async fn invalidate(&mut self, digest: &Digest, at: DateTime<Utc>) -> Result<(), StoreError> {
+        super::outbox::sqlite_record(&mut self.0, digest, at).await
+    }
+
     async fn commit(self) -> Result<(), StoreError> {
         self.0.commit().await?;
         Ok(())
@@ -246,19 +254,20 @@ impl KeyStore for SqliteStore {
         id: &KeyId,
         at: DateTime<Utc>,
         reason: &str,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
-        writes::revoke(self.begin().await?, id, at, reason, audit).await
+        writes::revoke(self.begin().await?, id, at, reason, by).await
     }
 
     async fn rotate(
         &self,
         old: &KeyId,
-        new: &NewKey,
+        now: DateTime<Utc>,
         old_revoked_at: DateTime<Utc>,
-        audit: &AuditEvent,
+        successor: &mut Successor<'_>,
+        by: &WriteBy,
     ) -> Result<Rotated, StoreError> {
-        writes::rotate(self.begin().await?, old, new, old_revoked_at, audit).await
+        writes::rotate(self.begin().await?, old, now, old_revoked_at, successor, by).await
     }
 
     async fn update(
@@ -266,9 +275,9 @@ impl KeyStore for SqliteStore {
         id: &KeyId,
         changes: &KeyChanges,
         now: DateTime<Utc>,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
-        writes::update(self.begin().await?, id, changes, now, audit).await
+        writes::update(self.begin().await?, id, changes, now, by).await
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
@@ -322,11 +331,47 @@ impl KeyStore for SqliteStore {
         super::sqlite_usage::roll_up(&self.pool, minutes_before, hours_before).await
     }
 
+    async fn invalidations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        super::outbox::sqlite_after(&self.pool, after, limit).await
+    }
+
+    async fn invalidations_start(&self, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        super::outbox::sqlite_start(&self.pool, since).await
+    }
+
+    async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        super::outbox::sqlite_prune(&self.pool, before).await
+    }
+
     fn pool_stats(&self) -> Option<PoolStats> {
         Some(PoolStats {
             size: self.pool.size(),
             idle: self.pool.num_idle() as u32,
         })
+    }
+}
+
+/// Creates a missing database file readable by its owner only. Left to
+/// SQLite it would follow the umask (0644 under the usual 022) and let every
+/// local user read the key digests and the audit trail; SQLite gives the
+/// `-wal` and `-shm` files the database file's mode, so they follow. An
+/// existing file keeps the mode its operator gave it.
+fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    match open.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Other(format!(
+            "cannot create the database file {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -372,4 +417,46 @@ fn key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
         allowed_cidrs: parse_cidrs(row.try_get::<Json<Vec<String>>, _>("allowed_cidrs")?.0)?,
         last_used_at: time_opt(row.try_get("last_used_at")?)?,
     })
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn a_new_database_and_its_wal_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        // A permissive directory shows the mode is not inherited from it.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let db = dir.path().join("fresh.db");
+        let url = format!("sqlite:{}", db.display());
+        let store = SqliteStore::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        for name in ["fresh.db", "fresh.db-wal", "fresh.db-shm"] {
+            let path = dir.path().join(name);
+            assert!(path.exists(), "{name} exists in WAL mode");
+            assert_eq!(mode(&path), 0o600, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_existing_database_keeps_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("old.db");
+        std::fs::write(&db, b"").unwrap();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let url = format!("sqlite:{}", db.display());
+        SqliteStore::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(mode(&db), 0o640);
+    }
 }

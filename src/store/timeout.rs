@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, RolledUp, Rotated,
-    StoreError, StoredAudit, StoredKey, UsageBucket, UsageCount, UsageQuery,
+    AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, OutboxRow,
+    RolledUp, Rotated, StoreError, StoredAudit, StoredKey, Successor, UsageBucket, UsageCount,
+    UsageQuery, WriteBy,
 };
 use crate::{
     key::{Digest, KeyId},
@@ -95,27 +96,23 @@ impl KeyStore for TimeoutStore {
         id: &KeyId,
         at: DateTime<Utc>,
         reason: &str,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
-        bounded(
-            "revoke",
-            self.other,
-            self.inner.revoke(id, at, reason, audit),
-        )
-        .await
+        bounded("revoke", self.other, self.inner.revoke(id, at, reason, by)).await
     }
 
     async fn rotate(
         &self,
         old: &KeyId,
-        new: &NewKey,
+        now: DateTime<Utc>,
         old_revoked_at: DateTime<Utc>,
-        audit: &AuditEvent,
+        successor: &mut Successor<'_>,
+        by: &WriteBy,
     ) -> Result<Rotated, StoreError> {
         bounded(
             "rotate",
             self.other,
-            self.inner.rotate(old, new, old_revoked_at, audit),
+            self.inner.rotate(old, now, old_revoked_at, successor, by),
         )
         .await
     }
@@ -125,12 +122,12 @@ impl KeyStore for TimeoutStore {
         id: &KeyId,
         changes: &KeyChanges,
         now: DateTime<Utc>,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
         bounded(
             "update",
             self.other,
-            self.inner.update(id, changes, now, audit),
+            self.inner.update(id, changes, now, by),
         )
         .await
     }
@@ -177,6 +174,37 @@ impl KeyStore for TimeoutStore {
         hours_before: DateTime<Utc>,
     ) -> Result<RolledUp, StoreError> {
         self.inner.roll_up_usage(minutes_before, hours_before).await
+    }
+
+    async fn invalidations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        bounded(
+            "invalidations_after",
+            self.other,
+            self.inner.invalidations_after(after, limit),
+        )
+        .await
+    }
+
+    async fn invalidations_start(&self, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        bounded(
+            "invalidations_start",
+            self.other,
+            self.inner.invalidations_start(since),
+        )
+        .await
+    }
+
+    async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        bounded(
+            "prune_invalidations",
+            self.other,
+            self.inner.prune_invalidations(before),
+        )
+        .await
     }
 
     fn pool_stats(&self) -> Option<super::PoolStats> {

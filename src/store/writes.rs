@@ -5,8 +5,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{AuditEvent, KeyChanges, KeyStatus, NewKey, Rotated, StoreError, StoredKey};
-use crate::key::KeyId;
+use super::{
+    AuditEvent, KeyChanges, KeyStatus, NewKey, Rotated, StoreError, StoredKey, Successor, WriteBy,
+};
+use crate::key::{Digest, KeyId};
 
 /// One open write transaction. Dropping it without `commit` rolls back.
 #[async_trait]
@@ -26,6 +28,9 @@ pub(super) trait WriteTx: Send + Sized {
     /// only while the key is active at `now`.
     async fn save(&mut self, key: &StoredKey, now: DateTime<Utc>) -> Result<(), StoreError>;
     async fn audit(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Records in the outbox that the key with `digest` changed at `at`.
+    /// Called last before the commit: on Postgres it takes the outbox lock.
+    async fn invalidate(&mut self, digest: &Digest, at: DateTime<Utc>) -> Result<(), StoreError>;
     async fn commit(self) -> Result<(), StoreError>;
     async fn rollback(self) -> Result<(), StoreError>;
 }
@@ -50,15 +55,16 @@ pub(super) async fn revoke(
     id: &KeyId,
     at: DateTime<Utc>,
     reason: &str,
-    audit: &AuditEvent,
+    by: &WriteBy,
 ) -> Result<StoredKey, StoreError> {
     in_transaction(tx, async |tx| {
-        let mut key = tx.lock(id).await?;
+        let mut key = lock_for(tx, id, by).await?;
         if !mark_revoked(&mut key, at, reason) {
             return Ok(Err(key));
         }
         tx.save(&key, at).await?;
-        tx.audit(audit).await?;
+        tx.audit(&by.audit.for_key(&key)).await?;
+        tx.invalidate(&key.digest, at).await?;
         Ok(Ok(key))
     })
     .await
@@ -67,19 +73,21 @@ pub(super) async fn revoke(
 pub(super) async fn rotate(
     tx: impl WriteTx,
     old: &KeyId,
-    new: &NewKey,
+    now: DateTime<Utc>,
     old_revoked_at: DateTime<Utc>,
-    audit: &AuditEvent,
+    successor: &mut Successor<'_>,
+    by: &WriteBy,
 ) -> Result<Rotated, StoreError> {
-    let now = new.created_at;
     in_transaction(tx, async |tx| {
-        let mut previous = tx.lock(old).await?;
+        let mut previous = lock_for(tx, old, by).await?;
         check_rotatable(&previous, now)?;
+        let new = successor(&previous);
         retire(&mut previous, &new.id, old_revoked_at, now);
         // The old key gives up its label before its successor takes it.
         tx.save(&previous, now).await?;
-        tx.insert(new).await?;
-        tx.audit(audit).await?;
+        tx.insert(&new).await?;
+        tx.audit(&by.audit.for_key(&previous)).await?;
+        tx.invalidate(&previous.digest, now).await?;
         Ok(Some(Rotated {
             new: new.to_stored(),
             old: previous,
@@ -93,10 +101,10 @@ pub(super) async fn update(
     id: &KeyId,
     changes: &KeyChanges,
     now: DateTime<Utc>,
-    audit: &AuditEvent,
+    by: &WriteBy,
 ) -> Result<StoredKey, StoreError> {
     in_transaction(tx, async |tx| {
-        let mut key = tx.lock(id).await?;
+        let mut key = lock_for(tx, id, by).await?;
         check_updatable(&key, now)?;
         changes.apply(&mut key, now);
         if key.status(now).holds_label() {
@@ -104,10 +112,26 @@ pub(super) async fn update(
                 .await?;
         }
         tx.save(&key, now).await?;
-        tx.audit(audit).await?;
+        tx.audit(&by.audit.for_key(&key)).await?;
+        tx.invalidate(&key.digest, now).await?;
         Ok(Some(key))
     })
     .await
+}
+
+/// Locks a key for `by`. Every decision of a write is taken on this row:
+/// one read before the lock could be overtaken by a concurrent write.
+async fn lock_for(
+    tx: &mut impl WriteTx,
+    id: &KeyId,
+    by: &WriteBy,
+) -> Result<StoredKey, StoreError> {
+    let key = tx.lock(id).await?;
+    if by.may_write(&key) {
+        Ok(key)
+    } else {
+        Err(StoreError::NotFound(id.clone()))
+    }
 }
 
 /// What a write body decided: commit and return, or return without writing.
@@ -213,7 +237,6 @@ fn retire(old: &mut StoredKey, new_id: &KeyId, until: DateTime<Utc>, now: DateTi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::Digest;
     use chrono::Duration;
 
     fn key() -> StoredKey {

@@ -106,7 +106,11 @@ impl Observed {
         };
         let reason = match answer.why {
             Why::Key(reason) => Some(reason),
-            Why::PathNotNormal | Why::Unavailable => None,
+            Why::PathNotNormal
+            | Why::AmbiguousCredential
+            | Why::MethodOverride
+            | Why::NoRoute
+            | Why::Unavailable => None,
         };
         let outcome = Outcome {
             decision: answer.decision.as_str(),

@@ -61,6 +61,29 @@ impl UsageWriter {
         }
     }
 
+    /// The last flush, when the server stops: a failure that may pass (a
+    /// deadlock with another replica's last flush, a dropped connection) is
+    /// retried until the batch is written or `budget` has run out, since
+    /// nothing flushes after this one.
+    pub async fn flush_final(&self, budget: Duration) -> Result<usize, StoreError> {
+        let deadline = Instant::now() + budget;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.flush().await {
+                Ok(rows) => return Ok(rows),
+                Err(error) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(error);
+                    }
+                    tracing::warn!(%error, "last usage flush failed; retrying");
+                    tokio::time::sleep(pause.min(left)).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
     pub async fn roll_up(&self) -> Result<(), StoreError> {
         let now = Utc::now();
         let done = self
@@ -116,7 +139,10 @@ mod tests {
         decision::Reason,
         key::Digest,
         record::KeyRecord,
-        store::fake::{Reads, ReadsOnly, record},
+        store::{
+            UsageCount,
+            fake::{Reads, ReadsOnly, record},
+        },
     };
 
     /// A store whose usage writes always fail (ReadsOnly answers only reads).
@@ -147,6 +173,71 @@ mod tests {
         let calls: Vec<_> = kept.iter().map(|c| (c.outcome, c.calls)).collect();
         assert_eq!(calls.len(), 2);
         assert!(calls.contains(&("ok", 3)) && calls.contains(&("revoked", 1)));
+    }
+
+    /// Refuses the first `failures` usage writes as a deadlock would, then
+    /// keeps what it is given.
+    struct FailsFirst {
+        failures: std::sync::atomic::AtomicUsize,
+        written: std::sync::Mutex<Vec<UsageCount>>,
+    }
+
+    #[async_trait]
+    impl Reads for FailsFirst {
+        async fn read(&self, _: &Digest) -> Result<Option<KeyRecord>, StoreError> {
+            Ok(None)
+        }
+
+        async fn write_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+            use std::sync::atomic::Ordering;
+            let left = self.failures.load(Ordering::SeqCst);
+            if left > 0 {
+                self.failures.store(left - 1, Ordering::SeqCst);
+                return Err(StoreError::Unavailable("deadlock detected".into()));
+            }
+            self.written.lock().unwrap().extend_from_slice(counts);
+            Ok(())
+        }
+    }
+
+    fn fails_first(failures: usize) -> Arc<ReadsOnly<FailsFirst>> {
+        Arc::new(ReadsOnly(FailsFirst {
+            failures: failures.into(),
+            written: Default::default(),
+        }))
+    }
+
+    #[tokio::test]
+    async fn the_last_flush_retries_until_the_batch_is_written() {
+        let counter = Arc::new(UsageCounter::default());
+        let key = record();
+        for _ in 0..5 {
+            counter.record(&key, Reason::Ok, 0);
+        }
+        let store = fails_first(3);
+        let writer = UsageWriter::new(counter.clone(), store.clone(), Duration::from_secs(10));
+        assert_eq!(writer.flush_final(Duration::from_secs(5)).await.unwrap(), 1);
+        let written = store.written.lock().unwrap().clone();
+        assert_eq!(written.len(), 1);
+        assert_eq!((written[0].outcome, written[0].calls), ("ok", 5));
+        assert!(counter.take().is_empty(), "nothing left behind");
+    }
+
+    #[tokio::test]
+    async fn the_last_flush_gives_up_when_its_budget_is_spent() {
+        let counter = Arc::new(UsageCounter::default());
+        counter.record(&record(), Reason::Ok, 0);
+        let store = fails_first(usize::MAX);
+        let writer = UsageWriter::new(counter.clone(), store, Duration::from_secs(10));
+        let started = Instant::now();
+        assert!(
+            writer
+                .flush_final(Duration::from_millis(300))
+                .await
+                .is_err()
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(counter.take().len(), 1, "the batch is still held");
     }
 
     #[tokio::test]

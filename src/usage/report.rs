@@ -49,7 +49,11 @@ pub struct Report {
 /// The range and bucket a request asks for, checked.
 fn plan(request: &UsageRequest, now: DateTime<Utc>) -> Result<(UsageQuery, i64), Error> {
     let until = request.until.unwrap_or(now);
-    let since = request.since.unwrap_or(until - Duration::hours(24));
+    let since = request.since.unwrap_or_else(|| {
+        until
+            .checked_sub_signed(Duration::hours(24))
+            .unwrap_or(crate::validate::MIN_TIME)
+    });
     if since >= until {
         return Err(Error::invalid("since", "must be before until"));
     }
@@ -129,8 +133,8 @@ pub async fn report(
             let key = store
                 .get(id)
                 .await?
-                .ok_or_else(|| Error::NotFound(format!("no key with id {id}")))?;
-            actor.check_reach(&key.project)?;
+                .ok_or_else(|| Error::from(crate::store::StoreError::NotFound(id.clone())))?;
+            actor.check_key(&key)?;
         }
         UsageOwner::Project(project) => actor.check_reach(project)?,
     }

@@ -11,8 +11,9 @@ use keyward::{
     key::{Digest, KeyId},
     record::KeyRecord,
     store::{
-        AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, RolledUp,
-        Rotated, StoreError, StoredAudit, StoredKey, UsageBucket, UsageCount, UsageQuery,
+        AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, OutboxRow,
+        RolledUp, Rotated, StoreError, StoredAudit, StoredKey, Successor, UsageBucket, UsageCount,
+        UsageQuery, WriteBy,
     },
 };
 
@@ -42,6 +43,13 @@ impl CountingStore {
 
     pub fn lookups(&self) -> usize {
         self.lookups.load(Ordering::SeqCst)
+    }
+
+    fn outbox_up(&self) -> Result<(), StoreError> {
+        if self.fail_lookups.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected failure".into()));
+        }
+        Ok(())
     }
 
     fn count(&self) {
@@ -85,21 +93,24 @@ impl KeyStore for CountingStore {
         id: &KeyId,
         at: DateTime<Utc>,
         reason: &str,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
         self.count();
-        self.inner.revoke(id, at, reason, audit).await
+        self.inner.revoke(id, at, reason, by).await
     }
 
     async fn rotate(
         &self,
         old: &KeyId,
-        new: &NewKey,
+        now: DateTime<Utc>,
         old_revoked_at: DateTime<Utc>,
-        audit: &AuditEvent,
+        successor: &mut Successor<'_>,
+        by: &WriteBy,
     ) -> Result<Rotated, StoreError> {
         self.count();
-        self.inner.rotate(old, new, old_revoked_at, audit).await
+        self.inner
+            .rotate(old, now, old_revoked_at, successor, by)
+            .await
     }
 
     async fn update(
@@ -107,10 +118,10 @@ impl KeyStore for CountingStore {
         id: &KeyId,
         changes: &KeyChanges,
         now: DateTime<Utc>,
-        audit: &AuditEvent,
+        by: &WriteBy,
     ) -> Result<StoredKey, StoreError> {
         self.count();
-        self.inner.update(id, changes, now, audit).await
+        self.inner.update(id, changes, now, by).await
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError> {
@@ -148,5 +159,26 @@ impl KeyStore for CountingStore {
     ) -> Result<RolledUp, StoreError> {
         self.count();
         self.inner.roll_up_usage(minutes_before, hours_before).await
+    }
+
+    // The outbox tail runs in the background: not counted, so that counts
+    // stay those of the calls a test makes; down whenever lookups are.
+    async fn invalidations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        self.outbox_up()?;
+        self.inner.invalidations_after(after, limit).await
+    }
+
+    async fn invalidations_start(&self, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        self.outbox_up()?;
+        self.inner.invalidations_start(since).await
+    }
+
+    async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.outbox_up()?;
+        self.inner.prune_invalidations(before).await
     }
 }

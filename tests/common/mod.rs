@@ -2,8 +2,10 @@
 //! server on a random port.
 #![allow(dead_code)]
 
+pub mod check;
 pub mod counting;
 pub mod envoy;
+pub mod pgbouncer;
 pub mod proxy;
 pub mod redis;
 
@@ -109,6 +111,13 @@ impl TestDb {
             pg_schema: Some((base, schema)),
             _dir: None,
         })
+    }
+
+    /// The Postgres server URL (no schema option) and this test's schema.
+    pub fn pg_schema(&self) -> Option<(&str, &str)> {
+        self.pg_schema
+            .as_ref()
+            .map(|(base, schema)| (base.as_str(), schema.as_str()))
     }
 
     pub async fn store(&self) -> Arc<dyn KeyStore> {
