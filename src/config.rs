@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::{
     authz,
     cache::{LocalOptions, RedisOptions},
+    serve::Limits,
     store::StoreOptions,
     tls::TlsFiles,
 };
@@ -155,6 +156,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub limits: Limits,
 
     /// Do not migrate the database on start (run `keyward migrate` instead,
     /// e.g. from a deployment hook).

@@ -5,6 +5,8 @@
 //! - [`config`]: flags and `KEYWARD_*` variables for `keyward serve`, and
 //!   the optional TOML file.
 //! - [`startup`]: builds the gRPC server ([`startup::Application`]).
+//! - [`serve`]: the gRPC port's transport: accept loop, resource limits,
+//!   idle and request timeouts, caught panics.
 //! - [`grpc`]: the gRPC services and the one place errors become statuses.
 //! - [`tls`]: TLS and mTLS for the gRPC port, with certificates reloaded from disk.
 //! - [`admin`]: issue, revoke, rotate, update: store write, then cache eviction.
@@ -32,6 +34,7 @@ pub mod limit;
 pub mod proto;
 pub mod record;
 pub mod scope;
+pub mod serve;
 pub mod shutdown;
 pub mod startup;
 pub mod store;
