@@ -23,6 +23,10 @@ use tonic::{service::Routes, transport::server::Connected};
 
 use super::{Limits, activity::Activity, call::Calls};
 
+/// How long a closing connection with no call in flight is given to send
+/// its GOAWAY before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 /// What every connection of one server shares.
 pub struct Shared {
     builder: auto::Builder<TokioExecutor>,
@@ -82,6 +86,9 @@ pub async fn serve<IO>(
     let connection = shared.builder.serve_connection(TokioIo::new(io), calls);
     tokio::pin!(connection);
     let mut idle_at = Instant::now() + shared.idle_timeout;
+    // Once closing, `idle_at` is when an idle connection is dropped: hyper
+    // keeps one that has not finished its HTTP/2 handshake (a client that
+    // sends nothing) open after a GOAWAY, so it is not left to the client.
     let mut closing = false;
     loop {
         tokio::select! {
@@ -95,16 +102,22 @@ pub async fn serve<IO>(
             () = drain.cancelled(), if !closing => {
                 closing = true;
                 connection.as_mut().graceful_shutdown();
+                idle_at = Instant::now() + CLOSE_GRACE;
             }
-            () = activity.went_idle() => idle_at = Instant::now() + shared.idle_timeout,
-            () = tokio::time::sleep_until(idle_at), if !closing => {
-                if activity.is_idle() {
+            () = activity.went_idle() => {
+                idle_at = Instant::now() + if closing { CLOSE_GRACE } else { shared.idle_timeout };
+            }
+            () = tokio::time::sleep_until(idle_at) => {
+                if !activity.is_idle() {
+                    // Busy: look again once its last call has ended.
+                    idle_at = Instant::now() + shared.idle_timeout;
+                } else if closing {
+                    return;
+                } else {
                     metrics::counter!("keyward_connections_idle_closed_total").increment(1);
                     closing = true;
                     connection.as_mut().graceful_shutdown();
-                } else {
-                    // Busy: look again a full timeout after its last call ends.
-                    idle_at = Instant::now() + shared.idle_timeout;
+                    idle_at = Instant::now() + CLOSE_GRACE;
                 }
             }
         }

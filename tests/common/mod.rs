@@ -4,6 +4,7 @@
 
 pub mod counting;
 pub mod envoy;
+pub mod process;
 pub mod proxy;
 pub mod redis;
 
