@@ -300,3 +300,34 @@ async fn connections_past_the_limit_are_refused_while_a_client_keeps_working() {
     let mut fresh = KeyServiceClient::connect(server.url()).await.unwrap();
     assert!(verify(&mut fresh, &key).await, "the limit frees up again");
 }
+
+/// Handlers still see the client's address through the new transport:
+/// the audit trail records where an admin call came from.
+#[tokio::test]
+async fn handlers_see_the_clients_address() {
+    let db = TestDb::sqlite();
+    let server = ServerProcess::start(&db, &[]);
+    let admin = bootstrap(&db);
+    issue(&server, &admin).await;
+    let mut client = KeyServiceClient::connect(server.url()).await.unwrap();
+    let events = client
+        .list_audit_events(with_key(
+            pb::ListAuditEventsRequest {
+                action: "issue".into(),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert!(!events.is_empty(), "the Issue was audited");
+    for event in events {
+        assert!(
+            event.source.starts_with("127.0.0.1:"),
+            "audited source {:?}",
+            event.source
+        );
+    }
+}

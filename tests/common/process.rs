@@ -14,6 +14,12 @@ use super::TestDb;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keyward");
 
+/// The binary to run: this build's, unless `KEYWARD_TEST_BINARY` names
+/// another (a release build to measure, or an older one to compare).
+pub fn binary() -> String {
+    std::env::var("KEYWARD_TEST_BINARY").unwrap_or_else(|_| BIN.to_owned())
+}
+
 /// A `keyward serve` process over `db`, its JSON logs kept; killed when
 /// dropped.
 pub struct ServerProcess {
@@ -26,7 +32,7 @@ impl ServerProcess {
     /// Starts `keyward serve --listen 127.0.0.1:0` with `args` and waits for
     /// it to listen.
     pub fn start(db: &TestDb, args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
             .env("KEYWARD_DATABASE_URL", &db.url)
@@ -80,7 +86,7 @@ impl ServerProcess {
 
 /// Writes an all-projects admin key into `db` with `keyward admin bootstrap`.
 pub fn bootstrap(db: &TestDb) -> String {
-    let output = Command::new(BIN)
+    let output = Command::new(binary())
         .args(["admin", "bootstrap"])
         .env("KEYWARD_DATABASE_URL", &db.url)
         .output()
