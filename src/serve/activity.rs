@@ -3,7 +3,7 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicUsize, Ordering},
 };
 
 use tokio::sync::Notify;
@@ -11,6 +11,9 @@ use tokio::sync::Notify;
 #[derive(Default)]
 pub struct Activity {
     in_flight: AtomicUsize,
+    /// Whether any call began: then the client finished its HTTP/2
+    /// handshake, and hyper can close the connection by itself.
+    served: AtomicBool,
     /// Signalled when the last call in flight ends.
     went_idle: Notify,
 }
@@ -19,7 +22,12 @@ impl Activity {
     /// Marks a call as started until the returned guard is dropped.
     pub fn begin(self: &Arc<Self>) -> Busy {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.served.store(true, Ordering::Relaxed);
         Busy(self.clone())
+    }
+
+    pub fn has_served(&self) -> bool {
+        self.served.load(Ordering::Relaxed)
     }
 
     pub fn is_idle(&self) -> bool {
@@ -53,8 +61,9 @@ mod tests {
     #[tokio::test]
     async fn idle_only_when_the_last_call_ends() {
         let activity = Arc::new(Activity::default());
-        assert!(activity.is_idle());
+        assert!(activity.is_idle() && !activity.has_served());
         let a = activity.begin();
+        assert!(activity.has_served());
         let b = activity.begin();
         drop(a);
         assert!(!activity.is_idle());

@@ -23,7 +23,7 @@ use tonic::{service::Routes, transport::server::Connected};
 
 use super::{Limits, activity::Activity, call::Calls};
 
-/// How long a closing connection with no call in flight is given to send
+/// How long a closing connection that never made a call is given to send
 /// its GOAWAY before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -86,9 +86,9 @@ pub async fn serve<IO>(
     let connection = shared.builder.serve_connection(TokioIo::new(io), calls);
     tokio::pin!(connection);
     let mut idle_at = Instant::now() + shared.idle_timeout;
-    // Once closing, `idle_at` is when an idle connection is dropped: hyper
-    // keeps one that has not finished its HTTP/2 handshake (a client that
-    // sends nothing) open after a GOAWAY, so it is not left to the client.
+    // A call counts from its request until its response headers: a
+    // connection whose only calls are long streams (health Watch) is told
+    // GOAWAY after the idle timeout too, and hyper keeps it until they end.
     let mut closing = false;
     loop {
         tokio::select! {
@@ -107,7 +107,10 @@ pub async fn serve<IO>(
             () = activity.went_idle() => {
                 idle_at = Instant::now() + if closing { CLOSE_GRACE } else { shared.idle_timeout };
             }
-            () = tokio::time::sleep_until(idle_at) => {
+            // hyper defers a GOAWAY until the client has finished its HTTP/2
+            // handshake, so one that never sends it (or never sends a
+            // byte) is dropped here, a grace after it was told to go.
+            () = tokio::time::sleep_until(idle_at), if !(closing && activity.has_served()) => {
                 if !activity.is_idle() {
                     // Busy: look again once its last call has ended.
                     idle_at = Instant::now() + shared.idle_timeout;
