@@ -18,6 +18,7 @@ use secret::secret_file;
 use crate::{
     authz,
     cache::{LocalOptions, RedisOptions, RevocationOptions},
+    serve::Limits,
     store::{Pooler, StoreOptions},
     tls::TlsFiles,
 };
@@ -202,6 +203,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub limits: Limits,
 
     /// Do not migrate the database on start (run `keyward migrate` instead,
     /// e.g. from a deployment hook).

@@ -5,6 +5,8 @@
 //! - [`config`]: flags and `KEYWARD_*` variables for `keyward serve`, and
 //!   the optional TOML file.
 //! - [`startup`]: builds the gRPC server ([`startup::Application`]).
+//! - [`serve`]: the gRPC port's transport: accept loop, resource limits,
+//!   idle and request timeouts, caught panics.
 //! - [`grpc`]: the gRPC services and the one place errors become statuses.
 //! - [`listen`]: binding listen addresses (`[::]` is dual-stack, IPv4 alone without IPv6).
 //! - [`tls`]: TLS and mTLS for the gRPC port, with certificates reloaded from disk.
@@ -34,6 +36,7 @@ pub mod listen;
 pub mod proto;
 pub mod record;
 pub mod scope;
+pub mod serve;
 pub mod shutdown;
 pub mod startup;
 pub mod store;

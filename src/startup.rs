@@ -1,11 +1,11 @@
 //! Builds and runs the server. Tests use the same path as `keyward serve`:
 //! `Application::build(config)` then `run_until_stopped`.
 
-use std::{net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
@@ -26,9 +26,10 @@ use crate::{
     },
     limit::{Limiter, RedisLimiter},
     proto::{self, v1::key_service_server::KeyServiceServer},
+    serve::{self, Limits, Transport},
     store::{self, KeyStore, Pooler, TimeoutStore},
     telemetry,
-    tls::{self, ServerTls},
+    tls::ServerTls,
     usage::{UsageCounter, UsageWriter},
     verify::Verifier,
 };
@@ -53,6 +54,7 @@ pub struct Application {
     metrics: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
     state: State,
     drain_timeout: Duration,
+    limits: Limits,
     /// `None`: plaintext.
     tls: Option<ServerTls>,
 }
@@ -144,6 +146,7 @@ impl Application {
                 usage,
             },
             drain_timeout: config.drain_timeout,
+            limits: config.limits.clone(),
             tls,
         })
     }
@@ -308,27 +311,21 @@ impl Application {
             Some(_) => "on",
         };
         tracing::info!(addr = %self.local_addr, bus = self.state.lookup.bus_kind(), tls = tls_mode, "keyward listening");
-        let router = Server::builder()
-            .add_service(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
+        let routes = Routes::new(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1alpha.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(key_service)
-            .add_service(ext_authz);
-        // Boxed once, so both kinds of connection stream fit one variable;
-        // connections themselves take the same path as before.
-        let server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
-            match &self.tls {
-                None => {
-                    let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
-                }
-                Some(tls) => {
-                    tls.spawn_reload(self.state.stopping.clone());
-                    let incoming =
-                        tls::incoming(self.listener, tls.config(), tls::HANDSHAKE_TIMEOUT);
-                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
-                }
-            };
+            .add_service(ext_authz)
+            .prepare();
+        let transport = match &self.tls {
+            None => Transport::Plaintext,
+            Some(tls) => {
+                tls.spawn_reload(self.state.stopping.clone());
+                Transport::Tls(tls.config())
+            }
+        };
+        let limits = self.limits;
+        let server = serve::serve(self.listener, transport, routes, &limits, signal);
         let drain_timeout = self.drain_timeout;
         let deadline = async move {
             if draining_rx.await.is_ok() {
@@ -341,7 +338,7 @@ impl Application {
         self.state.usage.spawn(stopping.clone());
         let _stop_background = stopping.drop_guard();
         let served = tokio::select! {
-            result = server => result.context("gRPC server failed"),
+            () = server => Ok::<(), anyhow::Error>(()),
             () = deadline => {
                 tracing::warn!(?drain_timeout, "drain timeout: closing remaining connections");
                 Ok(())

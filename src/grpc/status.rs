@@ -2,7 +2,7 @@
 
 use tonic::Status;
 
-use crate::error::Error;
+use crate::{error::Error, serve::Refusal};
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
@@ -23,6 +23,17 @@ impl From<Error> for Status {
                 tracing::error!(error = %m, "internal error");
                 Status::internal("internal error")
             }
+        }
+    }
+}
+
+impl From<Refusal> for Status {
+    fn from(refusal: Refusal) -> Self {
+        let message = refusal.to_string();
+        match refusal {
+            Refusal::Overloaded => Status::resource_exhausted(message),
+            Refusal::RequestTimeout => Status::deadline_exceeded(message),
+            Refusal::Panicked => Status::internal(message),
         }
     }
 }
@@ -56,6 +67,13 @@ mod tests {
         ];
         for (error, code) in cases {
             assert_eq!(Status::from(error).code(), code);
+        }
+        for (refusal, code) in [
+            (Refusal::Overloaded, Code::ResourceExhausted),
+            (Refusal::RequestTimeout, Code::DeadlineExceeded),
+            (Refusal::Panicked, Code::Internal),
+        ] {
+            assert_eq!(Status::from(refusal).code(), code);
         }
     }
 

@@ -25,6 +25,11 @@
 //! | `keyward_usage_dropped_calls_total` | | calls not counted: the usage buffer was full |
 //! | `keyward_tls_reloads_total` | outcome | TLS files re-read (ok, error) |
 //! | `keyward_tls_handshake_failures_total` | | TLS handshakes that failed |
+//! | `keyward_tls_empty_connections_total` | | TLS connections closed before any byte (probes) |
+//! | `keyward_accept_errors_total`, `keyward_connections_refused_total`, `keyward_connections_idle_closed_total` | | main-port connections (see `serve`) |
+//! | `keyward_calls_shed_total`, `keyward_request_timeouts_total`, `keyward_handler_panics_total` | | calls refused or ended by the resource limits, caught panics |
+//! | `keyward_outbox_tail_errors_total`, `keyward_l2_distrusted_total` | | the invalidation outbox tail |
+//! | `keyward_tombstones_retried_total`, `keyward_tombstones_dropped_total` | | Redis tombstones written late or given up |
 //! | `keyward_build_info` | version | always 1 |
 //!
 //! Labels never carry a key, a digest or a key id (ids would make the
@@ -152,6 +157,50 @@ fn describe() {
         "keyward_tls_handshake_failures_total",
         "TLS handshakes on the gRPC port that failed."
     );
+    describe_counter!(
+        "keyward_tls_empty_connections_total",
+        "TLS connections closed (or silent until the handshake timeout) before their first byte: TCP probes and port scans, not failed handshakes."
+    );
+    describe_counter!(
+        "keyward_accept_errors_total",
+        "Errors accepting a connection on the main port (e.g. out of file descriptors); the accept loop backs off."
+    );
+    describe_counter!(
+        "keyward_connections_refused_total",
+        "Connections closed at once because --max-connections were open."
+    );
+    describe_counter!(
+        "keyward_connections_idle_closed_total",
+        "Connections closed after --idle-timeout with no call in flight."
+    );
+    describe_counter!(
+        "keyward_calls_shed_total",
+        "Calls answered RESOURCE_EXHAUSTED because --max-in-flight calls were running."
+    );
+    describe_counter!(
+        "keyward_request_timeouts_total",
+        "Calls whose request had not fully arrived within --request-timeout."
+    );
+    describe_counter!(
+        "keyward_handler_panics_total",
+        "Handler panics caught and answered INTERNAL."
+    );
+    describe_counter!(
+        "keyward_outbox_tail_errors_total",
+        "Failed reads of the invalidation outbox by this replica's tail."
+    );
+    describe_counter!(
+        "keyward_l2_distrusted_total",
+        "Redis answers refused because they were confirmed before an invalidation this replica knows of."
+    );
+    describe_counter!(
+        "keyward_tombstones_retried_total",
+        "Redis tombstones written on a retry after the first write failed."
+    );
+    describe_counter!(
+        "keyward_tombstones_dropped_total",
+        "Redis tombstones given up (retry queue full); safe, the outbox still refuses the old answers."
+    );
     describe_gauge!(
         "keyward_build_info",
         "Always 1; the version label says which build runs."
@@ -168,6 +217,17 @@ fn precreate() {
         "keyward_usage_flush_errors_total",
         "keyward_usage_dropped_calls_total",
         "keyward_tls_handshake_failures_total",
+        "keyward_tls_empty_connections_total",
+        "keyward_accept_errors_total",
+        "keyward_connections_refused_total",
+        "keyward_connections_idle_closed_total",
+        "keyward_calls_shed_total",
+        "keyward_request_timeouts_total",
+        "keyward_handler_panics_total",
+        "keyward_outbox_tail_errors_total",
+        "keyward_l2_distrusted_total",
+        "keyward_tombstones_retried_total",
+        "keyward_tombstones_dropped_total",
     ] {
         metrics::counter!(name).absolute(0);
     }

@@ -13,11 +13,12 @@
 //!   interval: when their bytes change and load, new connections get the new
 //!   certificate, key and client CA; when they do not load, the old ones stay
 //!   and a warning is logged.
-//! - [`incoming`] accepts TCP connections and runs each handshake in a task of
-//!   its own with a timeout, yielding established TLS streams only, so a
-//!   client that fails or stalls its handshake never holds up the next one.
+//! - [`handshake`] runs the server side of one connection's handshake with
+//!   a timeout, in that connection's task (the accept loop is `serve`'s, shared
+//!   with plaintext), so a client that fails or stalls its handshake never
+//!   holds up the next one; probes that send no byte are not failures.
 
-mod incoming;
+mod handshake;
 pub mod pem;
 mod reload;
 
@@ -33,7 +34,7 @@ use tokio_rustls::rustls::{
 };
 use tokio_util::sync::CancellationToken;
 
-pub use incoming::{HANDSHAKE_TIMEOUT, TlsIncoming, incoming};
+pub use handshake::handshake;
 pub use reload::ReloadingConfig;
 
 /// The files TLS is served from. They are read at start and, while the

@@ -1,0 +1,128 @@
+//! Serves one established connection (TCP or TLS) with hyper, until the
+//! client leaves, it has been idle for the idle timeout, the server drains,
+//! or the drain deadline passes.
+//!
+//! Transport-generic: anything `AsyncRead + AsyncWrite` that tonic can read
+//! an address from. The builder is hyper-util's `auto` one, held to HTTP/2
+//! today; HTTP/1.1 routes on the same port can turn it on without changing
+//! this file.
+
+use std::{sync::Arc, time::Duration};
+
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    sync::Semaphore,
+    time::Instant,
+};
+use tokio_util::sync::CancellationToken;
+use tonic::{service::Routes, transport::server::Connected};
+
+use super::{Limits, activity::Activity, call::Calls};
+
+/// How long a closing connection that never made a call is given to send
+/// its GOAWAY before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// What every connection of one server shares.
+pub struct Shared {
+    builder: auto::Builder<TokioExecutor>,
+    routes: Routes,
+    in_flight: Arc<Semaphore>,
+    request_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl Shared {
+    pub fn new(routes: Routes, limits: &Limits) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new()).http2_only();
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .initial_stream_window_size(limits.http2_stream_window)
+            .initial_connection_window_size(limits.http2_connection_window)
+            .max_frame_size(limits.http2_max_frame_size)
+            .max_header_list_size(limits.http2_max_header_list_size)
+            .keep_alive_interval(limits.http2_keepalive_interval)
+            .keep_alive_timeout(limits.http2_keepalive_timeout);
+        // For when HTTP/1.1 is served too: hyper only enforces it with a timer.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        Self {
+            builder,
+            routes,
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+            request_timeout: limits.request_timeout,
+            idle_timeout: limits.idle_timeout,
+        }
+    }
+}
+
+/// Serves `io` until it closes. `drain` asks it to finish its calls and go
+/// (HTTP/2 GOAWAY); `abort` drops it where it stands.
+pub async fn serve<IO>(
+    io: IO,
+    shared: &Shared,
+    drain: &CancellationToken,
+    abort: &CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    IO::ConnectInfo: Clone + Send + Sync + 'static,
+{
+    let activity = Arc::new(Activity::default());
+    let calls = Calls {
+        routes: shared.routes.clone(),
+        connect_info: io.connect_info(),
+        in_flight: shared.in_flight.clone(),
+        activity: activity.clone(),
+        request_timeout: shared.request_timeout,
+    };
+    let connection = shared.builder.serve_connection(TokioIo::new(io), calls);
+    tokio::pin!(connection);
+    let mut idle_at = Instant::now() + shared.idle_timeout;
+    // A call counts from its request until its response headers: a
+    // connection whose only calls are long streams (health Watch) is told
+    // GOAWAY after the idle timeout too, and hyper keeps it until they end.
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            served = connection.as_mut() => {
+                if let Err(error) = served {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            () = abort.cancelled() => return,
+            () = drain.cancelled(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+                idle_at = Instant::now() + CLOSE_GRACE;
+            }
+            () = activity.went_idle() => {
+                idle_at = Instant::now() + if closing { CLOSE_GRACE } else { shared.idle_timeout };
+            }
+            // hyper defers a GOAWAY until the client has finished its HTTP/2
+            // handshake, so one that never sends it (or never sends a
+            // byte) is dropped here, a grace after it was told to go.
+            () = tokio::time::sleep_until(idle_at), if !(closing && activity.has_served()) => {
+                if !activity.is_idle() {
+                    // Busy: look again once its last call has ended.
+                    idle_at = Instant::now() + shared.idle_timeout;
+                } else if closing {
+                    return;
+                } else {
+                    metrics::counter!("keyward_connections_idle_closed_total").increment(1);
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                    idle_at = Instant::now() + CLOSE_GRACE;
+                }
+            }
+        }
+    }
+}
