@@ -6,21 +6,23 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Deserialize;
 
 mod check;
+mod database;
 mod secret;
+mod tls;
 
+pub use database::DatabaseArgs;
 pub use secret::SecretUrl;
 use secret::secret_file;
+pub use tls::TlsArgs;
 
 use crate::{
     authz,
     cache::{LocalOptions, RedisOptions, RevocationOptions},
     serve::Limits,
-    store::{Pooler, StoreOptions},
-    tls::TlsFiles,
 };
 
 /// Namespaces name Redis keys and bus channels: keep them plain.
@@ -42,151 +44,6 @@ fn positive_duration(value: &str) -> Result<Duration, String> {
         Ok(d) if d.is_zero() => Err("must be longer than 0s".to_owned()),
         Ok(d) => Ok(d),
         Err(e) => Err(e.to_string()),
-    }
-}
-
-/// Where the keys live.
-#[derive(clap::Args, Clone, Debug)]
-pub struct DatabaseArgs {
-    /// `postgres://user:pass@host/db` or `sqlite:PATH` (the file is created if
-    /// missing). Prefer the variable: a URL with a password on the command
-    /// line shows in `ps`.
-    #[arg(
-        long,
-        env = "KEYWARD_DATABASE_URL",
-        default_value = "sqlite:keyward.db",
-        hide_env_values = true
-    )]
-    pub database_url: SecretUrl,
-
-    /// File holding the database URL (e.g. a mounted Secret), read once at
-    /// start; excludes --database-url.
-    #[arg(
-        long,
-        env = "KEYWARD_DATABASE_URL_FILE",
-        value_name = "PATH",
-        value_parser = secret_file,
-        conflicts_with = "database_url"
-    )]
-    pub database_url_file: Option<SecretUrl>,
-
-    /// Connections in the database pool.
-    #[arg(long, env = "KEYWARD_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
-    pub database_max_connections: u32,
-
-    /// Bound on every database call but the hot-path read (admin reads and
-    /// writes, waiting for a connection); past it the call fails UNAVAILABLE.
-    #[arg(long, env = "KEYWARD_DATABASE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
-    pub database_timeout: Duration,
-
-    /// What sits between keyward and Postgres: `none`, `session` (PgBouncer
-    /// pool_mode=session) or `transaction` (pool_mode=transaction: no named
-    /// prepared statements; the bus then needs Redis or
-    /// --database-session-url, and so do migrations). With `none` or
-    /// `session`, keyward checks at start that the URL keeps a session and
-    /// refuses to start if it does not.
-    #[arg(long, env = "KEYWARD_DATABASE_POOLER", value_enum, default_value_t = Pooler::None)]
-    pub database_pooler: Pooler,
-
-    /// A direct (or session-mode) Postgres URL for what a transaction pooler
-    /// cannot carry: the LISTEN/NOTIFY bus and migrations. Default: the
-    /// database URL.
-    #[arg(long, env = "KEYWARD_DATABASE_SESSION_URL", hide_env_values = true)]
-    pub database_session_url: Option<SecretUrl>,
-
-    /// File holding the session URL, read once at start; excludes
-    /// --database-session-url.
-    #[arg(
-        long,
-        env = "KEYWARD_DATABASE_SESSION_URL_FILE",
-        value_name = "PATH",
-        value_parser = secret_file,
-        conflicts_with = "database_session_url"
-    )]
-    pub database_session_url_file: Option<SecretUrl>,
-}
-
-impl DatabaseArgs {
-    /// The database URL: from --database-url-file when given.
-    pub fn url(&self) -> &SecretUrl {
-        self.database_url_file
-            .as_ref()
-            .unwrap_or(&self.database_url)
-    }
-
-    pub fn store_options(&self) -> StoreOptions {
-        StoreOptions {
-            max_connections: self.database_max_connections,
-            acquire_timeout: self.database_timeout,
-            pooler: self.database_pooler,
-            session_url: self
-                .session_url_setting()
-                .map(|url| url.expose().to_owned()),
-        }
-    }
-
-    /// The URL that keeps a server session (for LISTEN): the session URL,
-    /// else the database URL unless it goes through a transaction pooler.
-    pub fn session_url(&self) -> Option<&str> {
-        match (self.session_url_setting(), self.database_pooler) {
-            (Some(url), _) => Some(url.expose()),
-            (None, Pooler::Transaction) => None,
-            (None, _) => Some(self.url().expose()),
-        }
-    }
-
-    /// --database-session-url, or the file named by --database-session-url-file.
-    pub fn session_url_setting(&self) -> Option<&SecretUrl> {
-        self.database_session_url
-            .as_ref()
-            .or(self.database_session_url_file.as_ref())
-    }
-}
-
-/// TLS for the gRPC port. All are paths of PEM files, which keyward re-reads
-/// while it runs, so renewed certificates need no restart.
-#[derive(clap::Args, Clone, Debug, Default)]
-pub struct TlsArgs {
-    /// Certificate chain (leaf first) to serve gRPC over TLS; needs
-    /// --tls-key.
-    #[arg(long, env = "KEYWARD_TLS_CERT", value_name = "PATH")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// Private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, env = "KEYWARD_TLS_KEY", value_name = "PATH")]
-    pub tls_key: Option<PathBuf>,
-
-    /// CA certificates: when set, clients must present a certificate signed
-    /// by one of them (mTLS).
-    #[arg(long, env = "KEYWARD_TLS_CLIENT_CA", value_name = "PATH")]
-    pub tls_client_ca: Option<PathBuf>,
-
-    /// How often the TLS files are re-read; changed files that load are used
-    /// for new connections. 0s never re-reads them.
-    #[arg(long, env = "KEYWARD_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub tls_reload_interval: Duration,
-}
-
-impl TlsArgs {
-    /// The files to serve TLS from; `None` is plaintext.
-    pub fn files(&self) -> anyhow::Result<Option<TlsFiles>> {
-        match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-                client_ca: self.tls_client_ca.clone(),
-            })),
-            (Some(_), None) => bail!(
-                "--tls-cert (KEYWARD_TLS_CERT) needs --tls-key (KEYWARD_TLS_KEY): TLS takes a certificate and its key"
-            ),
-            (None, Some(_)) => bail!(
-                "--tls-key (KEYWARD_TLS_KEY) needs --tls-cert (KEYWARD_TLS_CERT): TLS takes a certificate and its key"
-            ),
-            (None, None) if self.tls_client_ca.is_some() => bail!(
-                "--tls-client-ca (KEYWARD_TLS_CLIENT_CA) needs --tls-cert and --tls-key: client certificates need TLS"
-            ),
-            (None, None) => Ok(None),
-        }
     }
 }
 
