@@ -31,6 +31,7 @@ pub mod key;
 pub mod limit;
 pub mod proto;
 pub mod record;
+pub mod scan;
 pub mod scope;
 pub mod shutdown;
 pub mod startup;

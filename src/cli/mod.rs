@@ -6,6 +6,7 @@ mod client;
 pub mod keys;
 mod limits;
 mod output;
+mod scan;
 mod usage;
 
 use std::process::ExitCode;
@@ -55,6 +56,9 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// Show the audit trail of admin actions, from a running server.
     Audit(audit::AuditArgs),
+    /// Find keyward keys in files, directories or stdin (`-`), offline; exits
+    /// 1 when it finds any.
+    Scan(scan::ScanArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,7 +82,7 @@ pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Client commands print results on stdout; keep their logs quiet.
     let default_filter = match cli.command {
-        Command::Keys(_) | Command::Audit(_) => Some(cli.log.as_deref().unwrap_or("warn")),
+        Command::Keys(_) | Command::Audit(_) | Command::Scan(_) => Some(cli.log.as_deref().unwrap_or("warn")),
         _ => cli.log.as_deref(),
     };
     let telemetry = telemetry::init(cli.log_format, default_filter);
@@ -136,5 +140,6 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Keys(args) => keys::run(args).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Scan(args) => Ok(scan::run(args)),
     }
 }
