@@ -82,7 +82,9 @@ pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Client commands print results on stdout; keep their logs quiet.
     let default_filter = match cli.command {
-        Command::Keys(_) | Command::Audit(_) | Command::Scan(_) => Some(cli.log.as_deref().unwrap_or("warn")),
+        Command::Keys(_) | Command::Audit(_) | Command::Scan(_) => {
+            Some(cli.log.as_deref().unwrap_or("warn"))
+        }
         _ => cli.log.as_deref(),
     };
     let telemetry = telemetry::init(cli.log_format, default_filter);

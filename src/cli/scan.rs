@@ -50,7 +50,9 @@ pub fn run(args: ScanArgs) -> ExitCode {
         eprintln!("error: {error}");
     });
     if found > 0 {
-        eprintln!("keyward scan: {found} keyward key(s) found; revoke them (`keyward keys revoke`)");
+        eprintln!(
+            "keyward scan: {found} keyward key(s) found; revoke them (`keyward keys revoke`)"
+        );
     }
     if failed > 0 {
         ExitCode::from(FAILED)

@@ -247,7 +247,11 @@ mod tests {
         for embedded in [format!("{key}_"), format!("{key}0"), format!("Q{key}")] {
             assert!(!found.is_match(&embedded), "{embedded}");
         }
-        for quoted in [format!("\"{key}\""), format!("key={key}\n"), format!("/{key}/")] {
+        for quoted in [
+            format!("\"{key}\""),
+            format!("key={key}\n"),
+            format!("/{key}/"),
+        ] {
             assert_eq!(found.find(&quoted).unwrap().as_str(), key);
         }
     }

@@ -157,7 +157,10 @@ mod tests {
         let env = format!("{}:2", dir.path().join(".env").display());
         let ignored = format!("{}:1", dir.path().join("ignored.txt").display());
 
-        assert_eq!(scan(dir.path(), WalkOptions::default()), (vec![env.clone()], 0));
+        assert_eq!(
+            scan(dir.path(), WalkOptions::default()),
+            (vec![env.clone()], 0)
+        );
         let everything = scan(dir.path(), WalkOptions { no_ignore: true });
         assert_eq!(everything, (vec![env, ignored], 0));
     }
