@@ -16,7 +16,7 @@ pub struct ScanArgs {
     pub paths: Vec<PathBuf>,
 
     /// Also scan paths that .gitignore, .git/info/exclude or .ignore skip.
-    #[arg(long)]
+    #[arg(long, env = "KEYWARD_SCAN_NO_IGNORE")]
     pub no_ignore: bool,
 }
 
