@@ -9,7 +9,13 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-use keyward::key::format::{self, PATTERN, generate, prefix_for_project};
+use common::{TestApp, TestDb, with_key};
+use keyward::{
+    key::format::{self, PATTERN, generate, prefix_for_project},
+    proto::v1::{self as pb, key_service_client::KeyServiceClient},
+};
+
+type KeyClient = KeyServiceClient<tonic::transport::Channel>;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
 const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/scanners");
@@ -322,4 +328,121 @@ fn the_detect_secrets_plugin_reports_nothing_on_the_projects_sources() {
     if let Some(found) = detect_secrets(root, &trees) {
         assert_eq!(found, BTreeSet::new());
     }
+}
+
+async fn issue(client: &mut KeyClient, admin: &str, label: &str) -> (String, String) {
+    let request = pb::IssueRequest {
+        project: "acme".into(),
+        label: label.into(),
+        ..Default::default()
+    };
+    let issued = client
+        .issue(with_key(request, admin))
+        .await
+        .unwrap()
+        .into_inner();
+    (issued.key, issued.info.unwrap().id)
+}
+
+async fn scan_against(app: &TestApp, admin: &str, args: &[&str]) -> Output {
+    let mut command = Command::new(BIN);
+    command
+        .arg("scan")
+        .args(args)
+        .env("KEYWARD_SERVER", app.url())
+        .env("KEYWARD_ADMIN_KEY", admin);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn check_names_each_key_and_revoke_revokes_only_the_live_ones() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(&db).await;
+    let admin = app.bootstrap().await;
+    let mut client = app.client().await;
+    let (live, live_id) = issue(&mut client, &admin, "live").await;
+    let (dead, dead_id) = issue(&mut client, &admin, "dead").await;
+    let revoke = pb::RevokeRequest {
+        key_id: dead_id.clone(),
+        reason: "rotated out".into(),
+    };
+    client.revoke(with_key(revoke, &admin)).await.unwrap();
+    let stranger = generate("acme").into_exposed();
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(".env");
+    std::fs::write(&file, format!("A={live}\nB={dead}\nC={stranger}\n")).unwrap();
+    let path = file.to_str().unwrap();
+    let hint = |key: &str| format!("acme_...{}", &key[key.len() - 4..]);
+
+    let checked = scan_against(&app, &admin, &["--check", path]).await;
+    assert_eq!(checked.status.code(), Some(1), "{checked:?}");
+    let expected = BTreeSet::from([
+        format!("{path}:1: {} {live_id} live", hint(&live)),
+        format!("{path}:2: {} {dead_id} revoked", hint(&dead)),
+        format!("{path}:3: {} - unknown", hint(&stranger)),
+    ]);
+    assert_eq!(reported(&checked), expected);
+    let still = client
+        .verify(pb::VerifyRequest {
+            key: live.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(still.allowed, "--check alone revokes nothing");
+
+    let revoked = scan_against(&app, &admin, &["--revoke", path]).await;
+    assert_eq!(revoked.status.code(), Some(1), "{revoked:?}");
+    let line = format!("{path}:1: {} {live_id} live revoked", hint(&live));
+    assert!(reported(&revoked).contains(&line), "{revoked:?}");
+    for (id, why) in [
+        (&live_id, format!("leaked: found at {path}:1")),
+        (&dead_id, "rotated out".to_owned()),
+    ] {
+        let get = pb::GetKeyRequest { key_id: id.clone() };
+        let info = client
+            .get_key(with_key(get, &admin))
+            .await
+            .unwrap()
+            .into_inner()
+            .info
+            .unwrap();
+        assert_eq!(info.status, pb::KeyStatus::Revoked as i32);
+        assert_eq!(info.revoke_reason, why);
+    }
+    let output = [
+        revoked.stdout,
+        revoked.stderr,
+        checked.stdout,
+        checked.stderr,
+    ]
+    .concat();
+    let output = String::from_utf8(output).unwrap();
+    for key in [&live, &dead, &stranger] {
+        assert!(
+            !output.contains(&key[key.len() - 20..]),
+            "a key was printed"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn revoke_without_an_admin_key_is_refused_before_scanning() {
+    let output = tokio::task::spawn_blocking(|| {
+        Command::new(BIN)
+            .args(["scan", "--revoke", "-"])
+            .env_remove("KEYWARD_ADMIN_KEY")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("KEYWARD_ADMIN_KEY"));
 }

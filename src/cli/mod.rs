@@ -142,6 +142,6 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Keys(args) => keys::run(args).await,
         Command::Audit(args) => audit::run(args).await,
-        Command::Scan(args) => Ok(scan::run(args)),
+        Command::Scan(args) => scan::run(args).await,
     }
 }

@@ -50,6 +50,13 @@ impl SecretKey {
     }
 }
 
+/// A key found in the wild (by a scanner), to check or revoke it.
+impl From<ParsedKey<'_>> for SecretKey {
+    fn from(key: ParsedKey<'_>) -> Self {
+        Self(key.as_str().to_owned())
+    }
+}
+
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretKey(<redacted>)")

@@ -4,7 +4,10 @@ use std::sync::LazyLock;
 
 use regex::bytes::{Regex, RegexBuilder};
 
-use crate::key::format::{self, PATTERN};
+use crate::key::{
+    SecretKey,
+    format::{self, PATTERN},
+};
 
 /// [`PATTERN`] without its leading word boundary, so a key glued to the end
 /// of an identifier (`API_KEY_acme_kw1_…`) is still a candidate; the
@@ -28,6 +31,8 @@ pub struct Finding {
     pub line: usize,
     /// `prefix_...last4`, the hint keyward stores for the key.
     pub hint: String,
+    /// The key, for `--check` and `--revoke`; its Debug is redacted.
+    pub key: SecretKey,
 }
 
 /// Every keyward key in `text` whose checksum holds, in order.
@@ -36,7 +41,7 @@ pub fn find_keys(text: &[u8]) -> Vec<Finding> {
     let mut line = 1;
     let mut counted = 0;
     for candidate in CANDIDATE.find_iter(text) {
-        let Some(hint) = first_key_in(candidate.as_bytes()) else {
+        let Some((hint, key)) = first_key_in(candidate.as_bytes()) else {
             continue;
         };
         line += text[counted..candidate.start()]
@@ -44,7 +49,7 @@ pub fn find_keys(text: &[u8]) -> Vec<Finding> {
             .filter(|&&b| b == b'\n')
             .count();
         counted = candidate.start();
-        findings.push(Finding { line, hint });
+        findings.push(Finding { line, hint, key });
     }
     findings
 }
@@ -52,12 +57,14 @@ pub fn find_keys(text: &[u8]) -> Vec<Finding> {
 /// The key a candidate ends with: the longest suffix that parses. Only
 /// suffixes starting at a prefix character are tried, and only on the rare
 /// candidates, so this costs nothing on ordinary text.
-fn first_key_in(candidate: &[u8]) -> Option<String> {
+fn first_key_in(candidate: &[u8]) -> Option<(String, SecretKey)> {
     let text = std::str::from_utf8(candidate).ok()?;
     let marker_at = text.len() - format::TAIL_LEN - format::MARKER.len();
     (0..marker_at).find_map(|start| {
         let parsed = format::parse(&text[start..]).ok()?;
-        parsed.is_marked().then(|| format::hint_of(parsed))
+        parsed
+            .is_marked()
+            .then(|| (format::hint_of(parsed), SecretKey::from(parsed)))
     })
 }
 
@@ -76,6 +83,7 @@ mod tests {
         assert_eq!(lines, [2, 4, 5]);
         assert_eq!(found[0].hint, format!("acme_...{}", &one[one.len() - 4..]));
         assert!(found.iter().all(|f| !one.contains(&f.hint[5..])));
+        assert_eq!(found[1].key.expose(), two);
     }
 
     #[test]
