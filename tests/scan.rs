@@ -446,3 +446,22 @@ async fn revoke_without_an_admin_key_is_refused_before_scanning() {
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("KEYWARD_ADMIN_KEY"));
 }
+
+#[test]
+fn the_detect_secrets_plugin_reports_nothing_on_the_rust_toolchain_sources() {
+    // detect-secrets is slow (about 9 s for 5 MB here): alloc only, the
+    // sibling of std in both rust-src's and rust-docs' layouts.
+    let Some(tree) = toolchain_sources() else {
+        assert!(
+            !common::required(),
+            "CI is set but no toolchain sources found (rustup component add rust-src)"
+        );
+        eprintln!("SKIPPED: no toolchain sources under ~/.rustup (rustup component add rust-src)");
+        return;
+    };
+    let parent = tree.parent().unwrap();
+    assert!(parent.join("alloc").is_dir(), "{}", parent.display());
+    if let Some(found) = detect_secrets(parent, &[Path::new("alloc")]) {
+        assert_eq!(found, BTreeSet::new());
+    }
+}
