@@ -35,6 +35,7 @@ pub mod limit;
 pub mod listen;
 pub mod proto;
 pub mod record;
+pub mod scan;
 pub mod scope;
 pub mod serve;
 pub mod shutdown;

@@ -6,6 +6,7 @@ mod client;
 pub mod keys;
 mod limits;
 mod output;
+mod scan;
 mod usage;
 
 use std::process::ExitCode;
@@ -55,6 +56,9 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// Show the audit trail of admin actions, from a running server.
     Audit(audit::AuditArgs),
+    /// Find keyward keys in files, directories or stdin (`-`), offline; exits
+    /// 1 when it finds any.
+    Scan(scan::ScanArgs),
     /// Check settings without starting anything.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -89,7 +93,9 @@ pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Client commands print results on stdout; keep their logs quiet.
     let default_filter = match cli.command {
-        Command::Keys(_) | Command::Audit(_) => Some(cli.log.as_deref().unwrap_or("warn")),
+        Command::Keys(_) | Command::Audit(_) | Command::Scan(_) => {
+            Some(cli.log.as_deref().unwrap_or("warn"))
+        }
         _ => cli.log.as_deref(),
     };
     let telemetry = telemetry::init(cli.log_format, default_filter);
@@ -148,5 +154,6 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", config.check()?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Scan(args) => scan::run(args).await,
     }
 }

@@ -1,9 +1,15 @@
-//! The key string: `<prefix>_<secret><checksum>`.
+//! The key string: `<prefix>_kw1_<secret><checksum>`.
 //!
-//! The prefix tells humans and secret scanners whose key it is; the secret is
-//! 256 bits from the OS CSPRNG; the checksum (CRC32 of everything before it)
-//! lets a typo or a random string be refused before any hashing or I/O. The
-//! checksum is not a security feature: the secret is.
+//! The prefix tells humans whose key it is; the fixed marker `_kw1_` gives
+//! secret scanners one literal to anchor on (a prefix per project gives them
+//! none); the secret is 256 bits from the OS CSPRNG; the checksum (CRC32 of
+//! everything before it, marker included) lets a typo or a random string be
+//! refused before any hashing or I/O. The checksum is not a security feature:
+//! the secret is.
+//!
+//! Keys issued before the marker (`<prefix>_<secret><checksum>`) keep
+//! parsing: the marked format is the old one with `_kw1` appended to the
+//! prefix, so one split from the end reads both.
 
 use std::fmt;
 
@@ -16,7 +22,17 @@ pub const MAX_GENERATED_PREFIX: usize = 24;
 const MAX_PREFIX: usize = 64;
 /// Prefix for projects whose names contain no ASCII letters or digits.
 const FALLBACK_PREFIX: &str = "kw";
-const TAIL_LEN: usize = SECRET_LEN + CHECKSUM_LEN;
+/// What sits between prefix and secret in every key keyward issues now; the
+/// digit is the format's version.
+pub const MARKER: &str = "_kw1_";
+/// The marker as it ends the part before the secret's separating `_`.
+const MARKER_STEM: &[u8] = b"_kw1";
+pub(crate) const TAIL_LEN: usize = SECRET_LEN + CHECKSUM_LEN;
+/// One regular expression for every marked key (Rust `regex`, RE2, Python
+/// `re` read it alike): the prefix keyward generates, the marker, exactly the
+/// base62 secret and checksum, and word boundaries so a longer run is no key.
+/// A match is a key only if [`parse`] accepts its checksum.
+pub const PATTERN: &str = r"\b[a-z0-9_]{1,64}_kw1_[0-9A-Za-z]{49}\b";
 
 /// A plaintext key. Its `Debug` and `Display` never show the secret, so it
 /// cannot leak through a log line or an error by accident.
@@ -31,6 +47,13 @@ impl SecretKey {
 
     pub fn into_exposed(self) -> String {
         self.0
+    }
+}
+
+/// A key found in the wild (by a scanner), to check or revoke it.
+impl From<ParsedKey<'_>> for SecretKey {
+    fn from(key: ParsedKey<'_>) -> Self {
+        Self(key.as_str().to_owned())
     }
 }
 
@@ -50,6 +73,8 @@ pub struct Malformed;
 #[derive(Debug, Clone, Copy)]
 pub struct ParsedKey<'a> {
     raw: &'a str,
+    prefix_len: usize,
+    marked: bool,
 }
 
 impl<'a> ParsedKey<'a> {
@@ -58,32 +83,60 @@ impl<'a> ParsedKey<'a> {
     }
 
     pub fn prefix(&self) -> &'a str {
-        &self.raw[..self.raw.len() - TAIL_LEN - 1]
+        &self.raw[..self.prefix_len]
+    }
+
+    /// Whether the key carries [`MARKER`]; false for keys issued before it.
+    pub fn is_marked(&self) -> bool {
+        self.marked
     }
 }
 
 /// Checks shape and checksum without allocating.
 pub fn parse(key: &str) -> Result<ParsedKey<'_>, Malformed> {
     let bytes = key.as_bytes();
-    if bytes.len() < TAIL_LEN + 2 || bytes.len() > MAX_PREFIX + 1 + TAIL_LEN {
+    if bytes.len() < TAIL_LEN + 2 || bytes.len() > MAX_PREFIX + MARKER.len() + TAIL_LEN {
         return Err(Malformed);
     }
     let (head, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-    let (prefix, secret) = head.split_at(head.len() - SECRET_LEN);
-    let Some((b'_', prefix)) = prefix.split_last() else {
+    let (front, secret) = head.split_at(head.len() - SECRET_LEN);
+    let Some((b'_', front)) = front.split_last() else {
         return Err(Malformed);
     };
-    let prefix_ok = !prefix.is_empty()
-        && prefix
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_');
-    if !prefix_ok || !base62::is_base62(secret) {
+    if !base62::is_base62(secret) {
         return Err(Malformed);
     }
+    let (prefix_len, marked) = match front.strip_suffix(MARKER_STEM) {
+        Some(prefix) if is_marked_prefix(prefix) => (prefix.len(), true),
+        // An unmarked key whose own prefix happened to end in `_kw1`, or one
+        // with capitals, is still an old key.
+        _ if is_legacy_prefix(front) => (front.len(), false),
+        _ => return Err(Malformed),
+    };
     match base62::decode_checksum(checksum) {
-        Some(sum) if sum == crc32fast::hash(head) => Ok(ParsedKey { raw: key }),
+        Some(sum) if sum == crc32fast::hash(head) => Ok(ParsedKey {
+            raw: key,
+            prefix_len,
+            marked,
+        }),
         _ => Err(Malformed),
     }
+}
+
+/// Exactly what [`PATTERN`] admits before the marker.
+fn is_marked_prefix(prefix: &[u8]) -> bool {
+    (1..=MAX_PREFIX).contains(&prefix.len())
+        && prefix
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+/// What the parser accepted before the marker existed.
+fn is_legacy_prefix(prefix: &[u8]) -> bool {
+    (1..=MAX_PREFIX).contains(&prefix.len())
+        && prefix
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
 /// Generates a new key with `prefix`, which must come from
@@ -95,22 +148,14 @@ pub fn generate(prefix: &str) -> SecretKey {
 }
 
 fn assemble(prefix: &str, secret: &[u8; 32]) -> SecretKey {
-    debug_assert!(is_valid_prefix(prefix));
-    let mut key = String::with_capacity(prefix.len() + 1 + TAIL_LEN);
+    debug_assert!(is_marked_prefix(prefix.as_bytes()));
+    let mut key = String::with_capacity(prefix.len() + MARKER.len() + TAIL_LEN);
     key.push_str(prefix);
-    key.push('_');
+    key.push_str(MARKER);
     base62::encode_secret(secret, &mut key);
     let sum = crc32fast::hash(key.as_bytes());
     base62::encode_checksum(sum, &mut key);
     SecretKey(key)
-}
-
-fn is_valid_prefix(prefix: &str) -> bool {
-    !prefix.is_empty()
-        && prefix.len() <= MAX_PREFIX
-        && prefix
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 /// The prefix of a project's keys: its ASCII letters and digits lower-cased,
@@ -145,9 +190,13 @@ pub fn prefix_for_project(project: &str) -> String {
 
 /// What a human sees instead of the key: prefix and last four characters.
 pub fn hint(key: &SecretKey) -> String {
-    let raw = key.expose();
-    let parsed = parse(raw).expect("generated keys parse");
-    format!("{}_...{}", parsed.prefix(), &raw[raw.len() - 4..])
+    hint_of(parse(key.expose()).expect("generated keys parse"))
+}
+
+/// The hint of any parsed key, e.g. one a scanner found.
+pub fn hint_of(key: ParsedKey<'_>) -> String {
+    let raw = key.as_str();
+    format!("{}_...{}", key.prefix(), &raw[raw.len() - 4..])
 }
 
 #[cfg(test)]
@@ -158,10 +207,60 @@ mod tests {
     fn generated_keys_parse_and_have_the_documented_shape() {
         let key = generate("acme_live");
         let raw = key.expose();
-        assert!(raw.starts_with("acme_live_"));
-        assert_eq!(raw.len(), "acme_live_".len() + 43 + 6);
+        assert!(raw.starts_with("acme_live_kw1_"));
+        assert_eq!(raw.len(), "acme_live_kw1_".len() + 43 + 6);
         let parsed = parse(raw).unwrap();
         assert_eq!(parsed.prefix(), "acme_live");
+        assert!(parsed.is_marked());
+    }
+
+    /// Printed by `keyward admin bootstrap` built from the code before the
+    /// marker (commit 78fda93), against a throwaway SQLite file.
+    const LEGACY_KEY: &str = "keyward_adfRUuSyD4AKLTswcaD5j5jkK1IOKQRlUG349GZ84Qj2mqpoy";
+
+    #[test]
+    fn keys_issued_before_the_marker_still_parse() {
+        let parsed = parse(LEGACY_KEY).unwrap();
+        assert_eq!(parsed.prefix(), "keyward");
+        assert!(!parsed.is_marked());
+        assert_eq!(parsed.as_str(), LEGACY_KEY);
+        let mut typo = LEGACY_KEY.to_owned();
+        typo.replace_range(10..11, "x");
+        assert!(parse(&typo).is_err());
+    }
+
+    #[test]
+    fn an_old_prefix_ending_in_the_marker_stem_still_parses() {
+        // Old-format key of a project named "Acme KW1": unmarked, and its
+        // prefix's capitals keep it from reading as marked.
+        let mut key = String::from("Acme_kw1_");
+        base62::encode_secret(&[5; 32], &mut key);
+        base62::encode_checksum(crc32fast::hash(key.as_bytes()), &mut key);
+        let parsed = parse(&key).unwrap();
+        assert_eq!(parsed.prefix(), "Acme_kw1");
+        assert!(!parsed.is_marked());
+    }
+
+    #[test]
+    fn the_pattern_matches_exactly_the_generated_keys() {
+        let pattern = regex::Regex::new(&format!("^(?:{PATTERN})$")).unwrap();
+        for project in ["acme", "Acme Live", "!!!", "kw1", &"x".repeat(40)] {
+            let key = generate(&prefix_for_project(project));
+            assert!(pattern.is_match(key.expose()), "{project}");
+        }
+        assert!(!pattern.is_match(LEGACY_KEY), "old keys have no marker");
+        let key = generate("acme").into_exposed();
+        let found = regex::Regex::new(PATTERN).unwrap();
+        for embedded in [format!("{key}_"), format!("{key}0"), format!("Q{key}")] {
+            assert!(!found.is_match(&embedded), "{embedded}");
+        }
+        for quoted in [
+            format!("\"{key}\""),
+            format!("key={key}\n"),
+            format!("/{key}/"),
+        ] {
+            assert_eq!(found.find(&quoted).unwrap().as_str(), key);
+        }
     }
 
     #[test]
@@ -213,6 +312,8 @@ mod tests {
     fn prefix_with_underscores_parses_from_the_end() {
         let key = assemble("a_b_c", &[1; 32]);
         assert_eq!(parse(key.expose()).unwrap().prefix(), "a_b_c");
+        let key = assemble("a_kw1", &[1; 32]);
+        assert_eq!(parse(key.expose()).unwrap().prefix(), "a_kw1");
     }
 
     #[test]

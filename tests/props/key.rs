@@ -1,7 +1,7 @@
 //! The key parser: never panics, accepts what `generate` makes, and refuses
 //! any one-character change of it (the checksum's job).
 
-use keyward::key::format::{generate, parse, prefix_for_project};
+use keyward::key::format::{PATTERN, generate, parse, prefix_for_project};
 use proptest::prelude::*;
 
 const CASES: u32 = 2_000;
@@ -22,12 +22,35 @@ proptest! {
     }
 
     #[test]
+    fn parse_never_panics_on_marked_input(input in "[a-z0-9_]{1,20}_kw1_[A-Za-z0-9]{45,52}") {
+        if let Ok(parsed) = parse(&input) {
+            prop_assert_eq!(parsed.as_str(), input.as_str());
+            prop_assert!(parsed.is_marked());
+        }
+    }
+
+    #[test]
     fn generated_keys_parse_with_their_prefix(project in any::<String>()) {
         let prefix = prefix_for_project(&project);
         let key = generate(&prefix);
         let parsed = parse(key.expose());
         prop_assert!(parsed.is_ok(), "a generated key did not parse");
-        prop_assert_eq!(parsed.unwrap().prefix(), prefix.as_str());
+        let parsed = parsed.unwrap();
+        prop_assert_eq!(parsed.prefix(), prefix.as_str());
+        prop_assert!(parsed.is_marked());
+    }
+
+    #[test]
+    fn the_pattern_finds_every_generated_key_whole(
+        project in any::<String>(),
+        before in "[ \t\n\"'=:/|,(]{0,3}",
+        after in "[ \t\n\"'&;/|,)]{0,3}",
+    ) {
+        let pattern = regex::Regex::new(PATTERN).unwrap();
+        let key = generate(&prefix_for_project(&project)).into_exposed();
+        let text = format!("{before}{key}{after}");
+        let found = pattern.find(&text).map(|m| m.as_str());
+        prop_assert_eq!(found, Some(key.as_str()));
     }
 
     #[test]
