@@ -26,6 +26,9 @@ BAD_VALUES = {
     "tls-without-secret": {"tls": {"enabled": True}},
     "bad-log-format": {"log": {"format": "xml"}},
     "bad-duration": {"cache": {"l1Ttl": "ten seconds"}},
+    "unknown-pooler": {"database": {"pooler": "statement"}},
+    "zero-max-connections": {"limits": {"maxConnections": 0}},
+    "bad-revocation-bound": {"revocation": {"bound": "soon"}},
 }
 
 # Values the schema allows but a render rule must catch (tests the rules).
