@@ -403,4 +403,30 @@ mod tests {
         );
         assert!(Config::from_args(["--database-pooler", "statement"]).is_err());
     }
+
+    /// `--*-url-file` flags (see `secret.rs`): read, trimmed, never shown.
+    #[test]
+    fn urls_can_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("url");
+        std::fs::write(&path, "postgres://u:hunter2@db/x\r\n").unwrap();
+        let path = path.to_str().unwrap();
+        let config =
+            Config::from_args(["--database-url-file", path, "--redis-url-file", path]).unwrap();
+        assert_eq!(config.database.url().expose(), "postgres://u:hunter2@db/x");
+        assert_eq!(
+            config.redis_options().unwrap().url,
+            "postgres://u:hunter2@db/x"
+        );
+        assert!(!format!("{config:?}").contains("hunter2"));
+
+        let both =
+            Config::from_args(["--database-url", "sqlite:x.db", "--database-url-file", path]);
+        assert!(both.is_err());
+        std::fs::write(dir.path().join("empty"), "\n").unwrap();
+        let empty = dir.path().join("empty");
+        let error =
+            Config::from_args(["--database-url-file", empty.to_str().unwrap()]).unwrap_err();
+        assert!(error.to_string().contains("is empty"), "{error}");
+    }
 }

@@ -8,13 +8,13 @@
 
 pub mod answer;
 pub mod credential;
+mod fields;
 pub mod path;
 mod pattern;
 pub mod routes;
 pub mod settings;
 
 use std::{
-    collections::HashMap,
     net::IpAddr,
     sync::atomic::{AtomicBool, Ordering},
 };
@@ -28,6 +28,7 @@ use crate::{
 };
 
 pub use answer::{Action, Answer, Decision, Refusal, Required, Why};
+pub use fields::Fields;
 pub use settings::{Settings, SettingsFile};
 
 /// Context extension naming the scopes a route needs, comma-separated
@@ -37,18 +38,6 @@ pub const SCOPES_EXTENSION: &str = "keyward_scopes";
 /// Context extension setting a route's mode: `observe` or `enforce`. It wins
 /// over the global `observe` setting.
 pub const MODE_EXTENSION: &str = "keyward_mode";
-
-/// Read access to named string fields: request headers (lower-case names)
-/// or context extensions.
-pub trait Fields {
-    fn field(&self, name: &str) -> Option<&str>;
-}
-
-impl Fields for HashMap<String, String> {
-    fn field(&self, name: &str) -> Option<&str> {
-        self.get(name).map(String::as_str)
-    }
-}
 
 /// Headers some frameworks take as the method instead of the request's own.
 const METHOD_OVERRIDES: [&str; 3] = [
@@ -264,6 +253,8 @@ fn log<H: ?Sized, C: ?Sized>(answer: &Answer<'_>, input: &CheckInput<'_, H, C>) 
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]

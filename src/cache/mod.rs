@@ -14,6 +14,7 @@
 
 pub mod breaker;
 pub mod bus;
+mod invalidation;
 pub mod known;
 pub mod local;
 pub mod outbox;
@@ -35,9 +36,9 @@ use crate::{
     store::{BatchedReads, KeyStore, StoreError},
 };
 
-use self::{breaker::Breaker, bus::Invalidation, known::Known};
+use self::{breaker::Breaker, invalidation::Invalidation, known::Known};
 pub use self::{
-    bus::{LocalBus, Publisher},
+    invalidation::{LocalBus, Publisher},
     local::{Entry, LocalCache, LocalOptions},
     outbox::{OutboxTail, RevocationOptions},
     redis::{RedisCache, RedisOptions},

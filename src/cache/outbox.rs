@@ -41,7 +41,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{KeyLookup, bus::Invalidation};
+use super::{KeyLookup, invalidation::Invalidation};
 use crate::store::{KeyStore, StoreError};
 
 /// The revocation bound and what follows from it.

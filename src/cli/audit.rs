@@ -8,8 +8,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{
-    client::{self, AdminKey, ConnectArgs, ResponseExt},
-    keys::CLIENT_OPTIONS,
+    client::{self, AdminKey, CLIENT_OPTIONS, ConnectArgs, ResponseExt},
     output::{self, Table, clean, json_text, time_json, time_text},
 };
 use crate::{grpc::convert, proto::v1 as pb};

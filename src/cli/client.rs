@@ -17,6 +17,10 @@ use tonic::{
 
 use crate::{proto::v1::key_service_client::KeyServiceClient, tls::pem};
 
+// Global options are repeated in every subcommand's help; a heading of their
+// own keeps them from interleaving with the subcommand's options.
+pub(super) const CLIENT_OPTIONS: &str = "Client options";
+
 pub type KeyClient = KeyServiceClient<Channel>;
 
 pub const ADMIN_KEY_ENV: &str = "KEYWARD_ADMIN_KEY";
@@ -34,7 +38,7 @@ pub struct ConnectArgs {
     #[arg(
         long,
         global = true,
-        help_heading = super::keys::CLIENT_OPTIONS,
+        help_heading = CLIENT_OPTIONS,
         env = "KEYWARD_SERVER",
         default_value = "http://127.0.0.1:50051",
         value_name = "URL"
@@ -46,7 +50,7 @@ pub struct ConnectArgs {
     #[arg(
         long,
         global = true,
-        help_heading = super::keys::CLIENT_OPTIONS,
+        help_heading = CLIENT_OPTIONS,
         env = "KEYWARD_CA_FILE",
         value_name = "PATH"
     )]
@@ -57,7 +61,7 @@ pub struct ConnectArgs {
     #[arg(
         long,
         global = true,
-        help_heading = super::keys::CLIENT_OPTIONS,
+        help_heading = CLIENT_OPTIONS,
         env = "KEYWARD_CLIENT_CERT",
         value_name = "PATH"
     )]
@@ -67,7 +71,7 @@ pub struct ConnectArgs {
     #[arg(
         long,
         global = true,
-        help_heading = super::keys::CLIENT_OPTIONS,
+        help_heading = CLIENT_OPTIONS,
         env = "KEYWARD_CLIENT_KEY",
         value_name = "PATH"
     )]

@@ -4,26 +4,31 @@
 //! the admin key comes from `--admin-key-file` or `KEYWARD_ADMIN_KEY`, and the
 //! key to verify from `--key-file` or `KEYWARD_KEY`.
 
-use std::{collections::HashMap, net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
+mod fields;
+mod issue;
+mod list;
+mod update;
+mod verify;
 
-use anyhow::{Context, Result, anyhow, bail};
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde_json::json;
 
+use self::{
+    issue::{IssueArgs, RotateArgs, issue_request, rotate_request, shown_once},
+    list::{GetArgs, ListArgs, list, list_request},
+    update::{RevokeArgs, UpdateArgs, update_request},
+    verify::{VerifyArgs, run_verify},
+};
 use super::{
-    client::{self, AdminKey, ConnectArgs, KeyClient, ResponseExt},
-    limits::{ClearLimitArgs, LimitArgs},
+    client::{self, AdminKey, CLIENT_OPTIONS, ConnectArgs, KeyClient, ResponseExt},
     output::{self, json_text},
     usage::{self, UsageArgs},
 };
 use crate::proto::v1 as pb;
-
-const KEY_ENV: &str = "KEYWARD_KEY";
-
-// Global options are repeated in every subcommand's help; a heading of their
-// own keeps them from interleaving with the subcommand's options.
-pub(super) const CLIENT_OPTIONS: &str = "Client options";
 
 const ADMIN_KEY_HELP: &str = "\
 Every command except `verify` needs an admin key: the first line of \
@@ -88,186 +93,6 @@ still printed) or when the check could not be made.")]
     Verify(VerifyArgs),
 }
 
-#[derive(Args, Debug)]
-struct IssueArgs {
-    /// Project that will own the key; it also names the key's prefix.
-    #[arg(long)]
-    project: String,
-
-    /// Name of the key, unique among the project's live keys.
-    #[arg(long)]
-    label: String,
-
-    /// Scope to grant, e.g. `orders:read` or `orders:*`; repeat for more.
-    #[arg(long = "scope", value_name = "SCOPE")]
-    scopes: Vec<String>,
-
-    #[command(flatten)]
-    expiry: ExpiryArgs,
-
-    /// Metadata pair to keep with the key, e.g. `owner=ana`; repeat for more.
-    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_pair)]
-    metadata: Vec<(String, String)>,
-
-    #[command(flatten)]
-    limits: LimitArgs,
-}
-
-#[derive(Args, Debug)]
-struct ExpiryArgs {
-    /// Make the key expire this long from now, e.g. `30d` or `12h`.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        value_parser = humantime::parse_duration,
-        conflicts_with = "expires_at"
-    )]
-    expires_in: Option<Duration>,
-
-    /// Make the key expire at this time, e.g. `2030-01-31T00:00:00Z`.
-    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
-    expires_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Args, Debug)]
-struct GetArgs {
-    /// Id of the key (`key_...`).
-    key_id: String,
-}
-
-#[derive(Args, Debug)]
-struct ListArgs {
-    /// Only keys of this project (default: every project the admin key reaches).
-    #[arg(long)]
-    project: Option<String>,
-
-    /// Only keys in this state.
-    #[arg(long, value_enum)]
-    status: Option<StatusFilter>,
-
-    /// Only keys with exactly this label.
-    #[arg(long)]
-    label: Option<String>,
-
-    /// Keys per page, 1 to 500 (server default: 50).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=500))]
-    page_size: Option<i32>,
-
-    /// Start at this page: the token printed after the previous one.
-    #[arg(long, value_name = "TOKEN")]
-    page_token: Option<String>,
-
-    /// Follow page tokens until every matching key is listed.
-    #[arg(long)]
-    all: bool,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum StatusFilter {
-    /// Usable: not revoked, not expired.
-    Active,
-    /// Replaced by a rotation, usable until its grace period ends.
-    Rotating,
-    /// Revoked, or past its rotation grace period.
-    Revoked,
-    /// Past its expiry time.
-    Expired,
-}
-
-impl From<StatusFilter> for pb::KeyStatus {
-    fn from(status: StatusFilter) -> Self {
-        match status {
-            StatusFilter::Active => Self::Active,
-            StatusFilter::Rotating => Self::Rotating,
-            StatusFilter::Revoked => Self::Revoked,
-            StatusFilter::Expired => Self::Expired,
-        }
-    }
-}
-
-#[derive(Args, Debug)]
-struct UpdateArgs {
-    /// Id of the key to change.
-    key_id: String,
-
-    /// New label.
-    #[arg(long)]
-    label: Option<String>,
-
-    /// Scope to grant; repeat for more. The scopes given replace all current ones.
-    #[arg(long = "scope", value_name = "SCOPE", conflicts_with = "clear_scopes")]
-    scopes: Vec<String>,
-
-    /// Remove every scope.
-    #[arg(long)]
-    clear_scopes: bool,
-
-    #[command(flatten)]
-    expiry: ExpiryArgs,
-
-    /// Make the key never expire.
-    #[arg(long, conflicts_with_all = ["expires_in", "expires_at"])]
-    no_expiry: bool,
-
-    /// Metadata pair, e.g. `owner=ana`; repeat for more. The pairs given
-    /// replace all current metadata.
-    #[arg(
-        long = "meta",
-        value_name = "KEY=VALUE",
-        value_parser = parse_pair,
-        conflicts_with = "clear_metadata"
-    )]
-    metadata: Vec<(String, String)>,
-
-    /// Remove all metadata.
-    #[arg(long)]
-    clear_metadata: bool,
-
-    #[command(flatten)]
-    limits: LimitArgs,
-
-    #[command(flatten)]
-    clear_limits: ClearLimitArgs,
-}
-
-#[derive(Args, Debug)]
-struct RevokeArgs {
-    /// Id of the key to revoke.
-    key_id: String,
-
-    /// Why, for the audit trail (shown as the key's revoke_reason).
-    #[arg(long, value_name = "TEXT", default_value = "")]
-    reason: String,
-}
-
-#[derive(Args, Debug)]
-struct RotateArgs {
-    /// Id of the key to replace.
-    key_id: String,
-
-    /// How long the old key keeps working, e.g. `1h`; `0s` ends it at once
-    /// (default: the server's, 24 hours).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    grace: Option<Duration>,
-}
-
-#[derive(Args, Debug)]
-struct VerifyArgs {
-    /// Scope the call needs; repeat for more. Without any, every valid key
-    /// is allowed.
-    #[arg(long = "scope", value_name = "SCOPE")]
-    scopes: Vec<String>,
-
-    /// IP address of the caller, for keys limited to some sources.
-    #[arg(long, value_name = "IP")]
-    client_ip: Option<IpAddr>,
-
-    /// Read the key from the first line of this file (`-` for stdin) instead
-    /// of KEYWARD_KEY.
-    #[arg(long, value_name = "PATH")]
-    key_file: Option<PathBuf>,
-}
-
 pub async fn run(args: KeysArgs) -> Result<ExitCode> {
     let KeysArgs {
         connect,
@@ -286,32 +111,6 @@ pub async fn run(args: KeysArgs) -> Result<ExitCode> {
     let text = command.call(&mut client, &admin, json).await?;
     output::print(&text)?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn run_verify(connect: &ConnectArgs, json: bool, args: VerifyArgs) -> Result<ExitCode> {
-    let key = match &args.key_file {
-        Some(path) => client::read_secret(path).context("cannot read the key to verify")?,
-        None => client::env_secret(KEY_ENV).ok_or_else(|| {
-            anyhow!("no key to verify: set {KEY_ENV} or pass --key-file PATH (`-` for stdin)")
-        })?,
-    };
-    let request = pb::VerifyRequest {
-        key,
-        required_scopes: args.scopes,
-        client_ip: args.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
-    };
-    let mut client = client::connect(connect).await?;
-    let response = client.verify(request).await.into_message()?;
-    output::print(&if json {
-        json_text(&output::verify_json(&response))
-    } else {
-        output::verify_details(&response)
-    })?;
-    Ok(if response.allowed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
 
 /// An admin command with its request built and checked.
@@ -426,12 +225,6 @@ impl Prepared {
     }
 }
 
-// On stderr, so that `keyward keys issue ... > key.txt` captures only the
-// secret's line and the details.
-fn shown_once() {
-    eprintln!("The secret key below is shown only once: store it now.");
-}
-
 fn info(info: Option<pb::KeyInfo>) -> Result<pb::KeyInfo> {
     info.ok_or_else(|| anyhow!("the server's response has no key information"))
 }
@@ -444,173 +237,14 @@ fn one_key(info: pb::KeyInfo, json: bool) -> String {
     }
 }
 
-async fn list(
-    client: &mut KeyClient,
-    admin: &AdminKey,
-    mut request: pb::ListKeysRequest,
-    all: bool,
-    json: bool,
-) -> Result<String> {
-    let mut keys = Vec::new();
-    let next_page_token = loop {
-        let response = client
-            .list_keys(admin.request(request.clone()))
-            .await
-            .into_message()?;
-        keys.extend(response.keys);
-        let token = response.next_page_token;
-        if !all || token.is_empty() {
-            break token;
-        }
-        // A server that hands back the token it was given would loop forever.
-        if token == request.page_token {
-            bail!("the server returned the same page token twice");
-        }
-        request.page_token = token;
-    };
-    if json {
-        let keys: Vec<_> = keys.iter().map(output::key_json).collect();
-        return Ok(json_text(
-            &json!({ "keys": keys, "next_page_token": next_page_token }),
-        ));
-    }
-    if !next_page_token.is_empty() {
-        eprintln!("more keys follow: add --page-token {next_page_token} (or use --all)");
-    }
-    if keys.is_empty() {
-        eprintln!("no keys found");
-        return Ok(String::new());
-    }
-    Ok(output::key_list(&keys))
-}
-
-fn issue_request(args: IssueArgs, now: DateTime<Utc>) -> Result<pb::IssueRequest> {
-    Ok(pb::IssueRequest {
-        project: args.project,
-        label: args.label,
-        scopes: args.scopes,
-        expires_at: args.expiry.resolve(now)?,
-        metadata: metadata(args.metadata)?,
-        rate_limit: args.limits.rate_limit(),
-        quota: args.limits.quota()?,
-        allowed_cidrs: args.limits.allowed_cidrs(),
-    })
-}
-
-fn list_request(args: ListArgs) -> pb::ListKeysRequest {
-    pb::ListKeysRequest {
-        project: args.project.unwrap_or_default(),
-        status: args
-            .status
-            .map_or(pb::KeyStatus::Unspecified, pb::KeyStatus::from)
-            .into(),
-        label: args.label.unwrap_or_default(),
-        page_size: args.page_size.unwrap_or(0),
-        page_token: args.page_token.unwrap_or_default(),
-    }
-}
-
-/// The mask names exactly the fields whose flags were given, since the
-/// server sets every masked field, absent values included.
-fn update_request(args: UpdateArgs, now: DateTime<Utc>) -> Result<pb::UpdateKeyRequest> {
-    let expires_at = args.expiry.resolve(now)?;
-    let mut paths = Vec::new();
-    if args.label.is_some() {
-        paths.push("label");
-    }
-    if !args.scopes.is_empty() || args.clear_scopes {
-        paths.push("scopes");
-    }
-    if expires_at.is_some() || args.no_expiry {
-        paths.push("expires_at");
-    }
-    if !args.metadata.is_empty() || args.clear_metadata {
-        paths.push("metadata");
-    }
-    paths.extend(args.limits.paths());
-    paths.extend(args.clear_limits.paths());
-    if paths.is_empty() {
-        bail!(
-            "nothing to update: give --label, --scope, --clear-scopes, --expires-in, \
-             --expires-at, --no-expiry, --meta, --clear-metadata, --rate-limit, \
-             --no-rate-limit, --quota, --no-quota, --allow-cidr or --clear-cidrs"
-        );
-    }
-    Ok(pb::UpdateKeyRequest {
-        key_id: args.key_id,
-        label: args.label.unwrap_or_default(),
-        scopes: args.scopes,
-        expires_at,
-        metadata: metadata(args.metadata)?,
-        rate_limit: args.limits.rate_limit(),
-        quota: args.limits.quota()?,
-        allowed_cidrs: args.limits.allowed_cidrs(),
-        update_mask: Some(prost_types::FieldMask {
-            paths: paths.into_iter().map(str::to_owned).collect(),
-        }),
-    })
-}
-
-fn rotate_request(args: RotateArgs) -> Result<pb::RotateRequest> {
-    let grace_period = args
-        .grace
-        .map(prost_types::Duration::try_from)
-        .transpose()
-        .map_err(|_| anyhow!("--grace is too long"))?;
-    Ok(pb::RotateRequest {
-        key_id: args.key_id,
-        grace_period,
-    })
-}
-
-impl ExpiryArgs {
-    fn resolve(&self, now: DateTime<Utc>) -> Result<Option<prost_types::Timestamp>> {
-        let at = match (self.expires_in, self.expires_at) {
-            (Some(after), _) => chrono::Duration::from_std(after)
-                .ok()
-                .and_then(|after| now.checked_add_signed(after))
-                .ok_or_else(|| anyhow!("--expires-in is too long"))?,
-            (None, Some(at)) => at,
-            (None, None) => return Ok(None),
-        };
-        Ok(Some(prost_types::Timestamp {
-            seconds: at.timestamp(),
-            nanos: at.timestamp_subsec_nanos() as i32,
-        }))
-    }
-}
-
-fn parse_pair(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some(("", _)) => Err("the key before `=` is empty".to_owned()),
-        Some((key, value)) => Ok((key.to_owned(), value.to_owned())),
-        None => Err("expected KEY=VALUE".to_owned()),
-    }
-}
-
-fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|e| format!("{e}; expected RFC 3339, e.g. 2030-01-31T00:00:00Z"))
-}
-
-// A map would silently keep only the last of two values for one key.
-fn metadata(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>> {
-    let mut map = HashMap::with_capacity(pairs.len());
-    for (key, value) in pairs {
-        if map.contains_key(&key) {
-            bail!("metadata key {key:?} is given twice");
-        }
-        map.insert(key, value);
-    }
-    Ok(map)
-}
-
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory, Parser};
 
-    use super::*;
+    use super::{
+        fields::{metadata, parse_pair, parse_time},
+        *,
+    };
 
     #[derive(Parser, Debug)]
     struct Cli {

@@ -10,6 +10,7 @@ mod connect;
 #[cfg(test)]
 pub(crate) mod fake;
 mod model;
+mod options;
 mod outbox;
 mod pg_read;
 pub mod postgres;
@@ -18,6 +19,7 @@ mod retryable;
 mod session_probe;
 mod sql;
 pub mod sqlite;
+mod sqlite_row;
 mod sqlite_usage;
 pub mod timeout;
 pub mod usage;
@@ -32,11 +34,12 @@ use crate::{
 };
 
 pub use batch::BatchedReads;
-pub use connect::{Pooler, StoreOptions, connect};
+pub use connect::connect;
 pub use model::{
     AuditAction, AuditDraft, AuditEvent, AuditQuery, KeyChanges, KeyStatus, ListQuery, NewKey,
     StoredAudit, StoredKey, WriteBy,
 };
+pub use options::{Pooler, StoreOptions};
 pub use outbox::OutboxRow;
 pub use session_probe::check_session;
 pub use timeout::TimeoutStore;

@@ -3,16 +3,14 @@
 //! Times are stored as integer microseconds since the epoch, scopes and
 //! metadata as JSON text.
 
-use std::{collections::BTreeMap, str::FromStr};
+use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{
     QueryBuilder, Row, Sqlite, SqlitePool, Transaction,
     migrate::Migrator,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
     types::Json,
 };
 
@@ -21,6 +19,7 @@ use super::{
     PoolStats, RolledUp, Rotated, StoreError, StoreOptions, StoredAudit, StoredKey, Successor,
     UsageBucket, UsageCount, UsageQuery, WriteBy, cidr_texts, json_opt, label_conflict,
     parse_cidrs, sql,
+    sqlite_row::{key_from_row, micros, time, time_opt},
     writes::{self, WriteTx},
 };
 use crate::{
@@ -373,50 +372,6 @@ fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
             path.display()
         ))),
     }
-}
-
-pub(super) fn micros(time: DateTime<Utc>) -> i64 {
-    time.timestamp_micros()
-}
-
-pub(super) fn time(micros: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| StoreError::Other(format!("stored time {micros} is out of range")))
-}
-
-fn time_opt(micros: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
-    micros.map(time).transpose()
-}
-
-fn key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
-    let digest: Vec<u8> = row.try_get("digest")?;
-    Ok(StoredKey {
-        id: KeyId::from_trusted(row.try_get("id")?),
-        project: row.try_get("project")?,
-        label: row.try_get("label")?,
-        digest: Digest::from_slice(&digest)
-            .ok_or_else(|| StoreError::Other("stored digest is not 32 bytes".to_owned()))?,
-        hint: row.try_get("hint")?,
-        scopes: row.try_get::<Json<Vec<String>>, _>("scopes")?.0,
-        metadata: row
-            .try_get::<Json<BTreeMap<String, String>>, _>("metadata")?
-            .0,
-        created_at: time(row.try_get("created_at")?)?,
-        updated_at: time(row.try_get("updated_at")?)?,
-        expires_at: time_opt(row.try_get("expires_at")?)?,
-        revoked_at: time_opt(row.try_get("revoked_at")?)?,
-        revoke_reason: row.try_get("revoke_reason")?,
-        replaced_by: row
-            .try_get::<Option<String>, _>("replaced_by")?
-            .map(KeyId::from_trusted),
-        replaces: row
-            .try_get::<Option<String>, _>("replaces")?
-            .map(KeyId::from_trusted),
-        rate_limit: json_opt(row.try_get("rate_limit")?),
-        quota: json_opt(row.try_get("quota")?),
-        allowed_cidrs: parse_cidrs(row.try_get::<Json<Vec<String>>, _>("allowed_cidrs")?.0)?,
-        last_used_at: time_opt(row.try_get("last_used_at")?)?,
-    })
 }
 
 #[cfg(all(test, unix))]

@@ -6,7 +6,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
     KeyTotals, RolledUp, StoreError, UsageBucket, UsageCount, UsageQuery, sql,
-    sqlite::{micros, time},
+    sqlite_row::{micros, time},
 };
 
 /// Rows per INSERT: 5 parameters each, well under SQLite's 32,766.

@@ -16,7 +16,7 @@ use std::{
 use tokio_rustls::rustls::ServerConfig;
 use tokio_util::sync::CancellationToken;
 
-use super::{Contents, TlsFiles};
+use super::contents::{Contents, TlsFiles};
 
 /// The configuration new connections are accepted with.
 #[derive(Debug)]

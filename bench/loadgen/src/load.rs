@@ -4,8 +4,6 @@
 
 use std::{
     collections::HashMap,
-    io::BufRead,
-    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicU8, AtomicUsize, Ordering},
@@ -14,47 +12,10 @@ use std::{
 };
 
 use anyhow::Context;
-use envoy_types::{
-    ext_authz::v3::pb::{CheckRequest, HttpResponse},
-    pb::{
-        envoy::{
-            config::core::v3::{Address, SocketAddress, address, socket_address},
-            service::auth::v3::{
-                AttributeContext, attribute_context, authorization_client::AuthorizationClient,
-            },
-        },
-        google::protobuf::value::Kind,
-    },
-};
 use hdrhistogram::Histogram;
-use keyward::{
-    key::format,
-    proto::v1::{Reason, VerifyRequest, key_service_client::KeyServiceClient},
-};
 use tonic::transport::{Channel, Endpoint};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Rpc {
-    /// `keyward.v1.KeyService/Verify`.
-    Verify,
-    /// `grpc.health.v1.Health/Check` (the baseline: what tonic itself costs).
-    Health,
-    /// `envoy.service.auth.v3.Authorization/Check`, as Envoy's ext_authz
-    /// filter calls it: the key in an `x-api-key` header, the required
-    /// scopes in the route's `keyward_scopes` context extension.
-    Check,
-}
-
-/// What a correct Verify or Check answer is; anything else counts as
-/// `wrong`.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Expect {
-    Allowed,
-    Unknown,
-}
+use crate::call::{Answer, Caller, Expect, KeySet, Keys, Rpc};
 
 #[derive(clap::Args)]
 pub struct Target {
@@ -67,26 +28,6 @@ pub struct Target {
     /// Concurrent requests (streams) per connection.
     #[arg(long, default_value_t = 32)]
     streams: usize,
-}
-
-#[derive(clap::Args)]
-pub struct KeySet {
-    /// Plaintext keys, one a line (from `seed`).
-    #[arg(long)]
-    keys_file: Option<PathBuf>,
-    /// First line of the file to use.
-    #[arg(long, default_value_t = 0)]
-    key_offset: usize,
-    /// How many lines from there (default: all).
-    #[arg(long)]
-    key_count: Option<usize>,
-    /// Send a fresh, well-formed key that no one issued with every request
-    /// (a flood of unknown keys) instead of keys from the file.
-    #[arg(long)]
-    unknown: bool,
-    /// Required scopes of every Verify or Check request.
-    #[arg(long = "scope", default_value = "orders:read")]
-    scopes: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -127,196 +68,6 @@ pub struct PrimeArgs {
     target: Target,
     #[command(flatten)]
     keys: KeySet,
-}
-
-/// Reads `count` keys (all when `None`) from line `offset` on.
-pub fn read_keys(path: &Path, offset: usize, count: usize) -> anyhow::Result<Vec<String>> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot read keys from {}", path.display()))?;
-    let keys = std::io::BufReader::new(file)
-        .lines()
-        .skip(offset)
-        .take(count)
-        .collect::<Result<Vec<_>, _>>()?;
-    anyhow::ensure!(!keys.is_empty(), "no keys in {}", path.display());
-    Ok(keys)
-}
-
-struct Keys {
-    list: Vec<String>,
-    unknown: bool,
-    scopes: Vec<String>,
-}
-
-impl Keys {
-    fn load(set: &KeySet, rpc: Rpc) -> anyhow::Result<Self> {
-        let list = match (&set.keys_file, rpc, set.unknown) {
-            (Some(file), Rpc::Verify | Rpc::Check, false) => {
-                read_keys(file, set.key_offset, set.key_count.unwrap_or(usize::MAX))?
-            }
-            (None, Rpc::Verify | Rpc::Check, false) => {
-                anyhow::bail!("Verify and Check need --keys-file or --unknown")
-            }
-            _ => Vec::new(),
-        };
-        Ok(Self {
-            list,
-            unknown: set.unknown,
-            scopes: set.scopes.clone(),
-        })
-    }
-
-    fn key(&self, index: usize) -> String {
-        if self.unknown {
-            format::generate("bench").into_exposed()
-        } else {
-            self.list[index % self.list.len()].clone()
-        }
-    }
-
-    fn request(&self, index: usize) -> VerifyRequest {
-        VerifyRequest {
-            key: self.key(index),
-            required_scopes: self.scopes.clone(),
-            client_ip: String::new(),
-        }
-    }
-}
-
-/// A Check request shaped as Envoy's ext_authz filter sends it for
-/// `GET /orders/1` with `allowed_headers` x-api-key and authorization (see
-/// bench/ext_authz/run): the downstream peer, the request's pseudo-headers
-/// and the key header, and the route's required scopes as the
-/// `keyward_scopes` context extension.
-pub fn check_request(key: String, scopes: &[String]) -> CheckRequest {
-    let headers = HashMap::from([
-        (":authority".to_owned(), "api.example".to_owned()),
-        (":method".to_owned(), "GET".to_owned()),
-        (":path".to_owned(), "/orders/1".to_owned()),
-        (":scheme".to_owned(), "http".to_owned()),
-        ("x-api-key".to_owned(), key),
-    ]);
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: Some(attribute_context::Peer {
-                address: Some(Address {
-                    address: Some(address::Address::SocketAddress(SocketAddress {
-                        address: "127.0.0.1".to_owned(),
-                        port_specifier: Some(socket_address::PortSpecifier::PortValue(40_000)),
-                        ..Default::default()
-                    })),
-                }),
-                ..Default::default()
-            }),
-            request: Some(attribute_context::Request {
-                http: Some(attribute_context::HttpRequest {
-                    method: "GET".to_owned(),
-                    path: "/orders/1".to_owned(),
-                    host: "api.example".to_owned(),
-                    scheme: "http".to_owned(),
-                    protocol: "HTTP/1.1".to_owned(),
-                    headers,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            context_extensions: HashMap::from([("keyward_scopes".to_owned(), scopes.join(","))]),
-            ..Default::default()
-        }),
-    }
-}
-
-enum Caller {
-    Verify(KeyServiceClient<Channel>, Expect),
-    Health(HealthClient<Channel>),
-    Check(AuthorizationClient<Channel>, Expect),
-}
-
-/// What one call came to.
-enum Answer {
-    Expected,
-    Wrong,
-    Error,
-}
-
-impl Caller {
-    fn new(rpc: Rpc, channel: Channel, expect: Expect) -> Self {
-        match rpc {
-            Rpc::Verify => Caller::Verify(KeyServiceClient::new(channel), expect),
-            Rpc::Health => Caller::Health(HealthClient::new(channel)),
-            Rpc::Check => Caller::Check(AuthorizationClient::new(channel), expect),
-        }
-    }
-
-    async fn call(&mut self, keys: &Keys, index: usize) -> Answer {
-        match self {
-            Caller::Verify(client, expect) => match client.verify(keys.request(index)).await {
-                Ok(response) => {
-                    let r = response.into_inner();
-                    let expected = match expect {
-                        Expect::Allowed => r.allowed && r.reason == Reason::Ok as i32,
-                        Expect::Unknown => !r.allowed && r.reason == Reason::Unknown as i32,
-                    };
-                    if expected {
-                        Answer::Expected
-                    } else {
-                        Answer::Wrong
-                    }
-                }
-                Err(_) => Answer::Error,
-            },
-            Caller::Health(client) => match client.check(HealthCheckRequest::default()).await {
-                Ok(r) if r.get_ref().status == ServingStatus::Serving as i32 => Answer::Expected,
-                Ok(_) => Answer::Wrong,
-                Err(_) => Answer::Error,
-            },
-            Caller::Check(client, expect) => {
-                let request = check_request(keys.key(index), &keys.scopes);
-                match client.check(request).await {
-                    Ok(response) => {
-                        if check_answer_is(&response.into_inner(), *expect) {
-                            Answer::Expected
-                        } else {
-                            Answer::Wrong
-                        }
-                    }
-                    Err(_) => Answer::Error,
-                }
-            }
-        }
-    }
-}
-
-/// Whether a Check answer is the expected one: allowed is status OK with an
-/// OK response; unknown is PERMISSION_DENIED with a denied response and
-/// `reason: unknown` in the dynamic metadata.
-fn check_answer_is(
-    response: &envoy_types::ext_authz::v3::pb::CheckResponse,
-    expect: Expect,
-) -> bool {
-    let code = response.status.as_ref().map_or(-1, |s| s.code);
-    let reason = response
-        .dynamic_metadata
-        .as_ref()
-        .and_then(|m| m.fields.get("reason"))
-        .and_then(|v| match &v.kind {
-            Some(Kind::StringValue(s)) => Some(s.as_str()),
-            _ => None,
-        });
-    match expect {
-        Expect::Allowed => {
-            code == tonic::Code::Ok as i32
-                && matches!(response.http_response, Some(HttpResponse::OkResponse(_)))
-        }
-        Expect::Unknown => {
-            code == tonic::Code::PermissionDenied as i32
-                && matches!(
-                    response.http_response,
-                    Some(HttpResponse::DeniedResponse(_))
-                )
-                && reason == Some("unknown")
-        }
-    }
 }
 
 async fn connect(target: &Target) -> anyhow::Result<Vec<Channel>> {

@@ -15,6 +15,7 @@
 //! - `sink`: an OTLP/gRPC trace collector that counts the spans it receives
 //!   and discards them (for the span-export scenario).
 
+mod call;
 mod footprint;
 mod load;
 mod seed;
@@ -46,7 +47,7 @@ enum Command {
 struct EncodeArgs {
     /// `verify`, `check` or `health`.
     #[arg(long)]
-    rpc: load::Rpc,
+    rpc: call::Rpc,
     /// For verify and check: the key is the first line of this file.
     #[arg(long)]
     keys_file: Option<PathBuf>,
@@ -60,14 +61,14 @@ struct EncodeArgs {
 fn encode(args: EncodeArgs) -> anyhow::Result<()> {
     use prost::Message;
     let message = match args.rpc {
-        load::Rpc::Health => tonic_health::pb::HealthCheckRequest::default().encode_to_vec(),
-        load::Rpc::Verify | load::Rpc::Check => {
+        call::Rpc::Health => tonic_health::pb::HealthCheckRequest::default().encode_to_vec(),
+        call::Rpc::Verify | call::Rpc::Check => {
             let file = args
                 .keys_file
                 .ok_or_else(|| anyhow::anyhow!("--keys-file is needed for verify and check"))?;
-            let key = load::read_keys(&file, 0, 1)?.remove(0);
-            if matches!(args.rpc, load::Rpc::Check) {
-                load::check_request(key, &args.scopes).encode_to_vec()
+            let key = call::read_keys(&file, 0, 1)?.remove(0);
+            if matches!(args.rpc, call::Rpc::Check) {
+                call::check_request(key, &args.scopes).encode_to_vec()
             } else {
                 keyward::proto::v1::VerifyRequest {
                     key,

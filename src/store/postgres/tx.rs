@@ -8,7 +8,7 @@ use sqlx::{Postgres, Transaction, types::Json};
 use super::super::{
     AuditEvent, NewKey, StoreError, StoredKey, cidr_texts, label_conflict, writes::WriteTx,
 };
-use super::key_from_row;
+use super::row::key_from_row;
 use crate::key::{Digest, KeyId};
 
 /// Row locks (`SELECT … FOR UPDATE`) serialise concurrent writes to one key.
