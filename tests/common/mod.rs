@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod check;
+pub mod client;
 pub mod counting;
 pub mod envoy;
 pub mod pgbouncer;
@@ -232,6 +233,18 @@ impl TestApp {
 
     pub async fn client(&self) -> KeyServiceClient<Channel> {
         KeyServiceClient::connect(self.url()).await.unwrap()
+    }
+
+    /// A client whose admin calls carry a freshly bootstrapped admin key.
+    pub async fn api(&self) -> client::Api {
+        let admin = self.bootstrap().await;
+        client::Api::connect(self.url(), admin).await
+    }
+
+    /// A client whose admin calls carry `admin` (a key another replica of
+    /// the same store bootstrapped, say).
+    pub async fn api_with(&self, admin: &str) -> client::Api {
+        client::Api::connect(self.url(), admin).await
     }
 
     /// Writes an all-projects admin key, as `keyward admin bootstrap` does.

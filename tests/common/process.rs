@@ -68,6 +68,11 @@ impl ServerProcess {
         format!("http://{}", self.addr)
     }
 
+    /// A client of this server whose admin calls carry `admin`.
+    pub async fn api(&self, admin: &str) -> super::client::Api {
+        super::client::Api::connect(self.url(), admin).await
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
