@@ -28,7 +28,7 @@ impl Stack {
             return None;
         }
         let db = TestDb::sqlite();
-        let admin = envoy::bootstrap(&db.url);
+        let admin = common::process::bootstrap(&db);
         let keyward = Keyward::start(&db.url, &envoy::example("keyward.toml"));
         let upstream = Upstream::start();
         let envoy = Envoy::start(keyward.port, upstream.port).await;

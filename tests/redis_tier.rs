@@ -433,10 +433,10 @@ async fn a_flood_of_unknown_keys_reaches_postgres_once_per_digest() {
         }
     };
     let before_a = store_a.lookups();
-    flood(a.api_with("").await).await;
+    flood(a.anonymous().await).await;
     let reads_a = store_a.lookups() - before_a;
     let before_b = store_b.lookups();
-    flood(b.api_with("").await).await;
+    flood(b.anonymous().await).await;
     let reads_b = store_b.lookups() - before_b;
     println!(
         "flood: 500 unknown digests × 8 callers per replica: {reads_a} Postgres reads on A, {reads_b} on B"

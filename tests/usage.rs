@@ -257,7 +257,7 @@ async fn two_replicas_write_every_call_once() {
     let mut tasks = Vec::new();
     for (i, app) in [&a, &b].into_iter().enumerate() {
         for _ in 0..4 {
-            let mut client = app.api_with("").await;
+            let mut client = app.anonymous().await;
             let key = key.clone();
             tasks.push(tokio::spawn(async move {
                 for n in 0..150 {
@@ -299,7 +299,7 @@ async fn kill_9_loses_at_most_one_flush_interval() {
     let Some(db) = TestDb::postgres().await else {
         return;
     };
-    let admin = common::envoy::bootstrap(&db.url);
+    let admin = common::process::bootstrap(&db);
     let mut server = common::envoy::Keyward::start_with(
         &db.url,
         &[OsStr::new("--usage-flush-interval"), OsStr::new("1s")],
@@ -359,7 +359,7 @@ async fn replicas_stopped_together_lose_no_call() {
         }
         let mut tasks = Vec::new();
         for app in &apps {
-            let mut client = app.api_with("").await;
+            let mut client = app.anonymous().await;
             let keys = keys.clone();
             tasks.push(tokio::spawn(async move {
                 // Each replica walks the keys from a different place, so the

@@ -7,9 +7,7 @@ use std::time::Duration;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use keyward::proto::v1::{self as pb, key_service_client::KeyServiceClient};
 use prost_types::Timestamp;
-use tonic::{Response, Status, transport::Channel};
-
-use super::with_key;
+use tonic::{Request, Response, Status, metadata::MetadataValue, transport::Channel};
 
 /// A KeyService connection plus the admin key its admin calls carry.
 #[derive(Clone)]
@@ -178,4 +176,12 @@ impl Api {
             .await
             .unwrap()
     }
+}
+
+/// A request carrying `authorization: Bearer <key>`.
+pub fn with_key<T>(message: T, key: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    let value: MetadataValue<_> = format!("Bearer {key}").parse().unwrap();
+    request.metadata_mut().insert("authorization", value);
+    request
 }
