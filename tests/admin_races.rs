@@ -10,13 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use keyward::proto::v1::{self as pb, key_service_client::KeyServiceClient};
+use keyward::proto::v1 as pb;
 use prost_types::{FieldMask, Timestamp};
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
-use common::{TestApp, TestDb, with_key};
-
-type Client = KeyServiceClient<Channel>;
+use common::{TestApp, TestDb, client::Api};
 
 const ROUNDS: usize = 30;
 /// The whole matrix must finish within this; fewer rounds than
@@ -134,8 +132,7 @@ fn view(info: &pb::KeyInfo) -> View {
 /// Runs one write; a successful rotation also names the successor.
 async fn run(
     op: Op,
-    mut client: Client,
-    admin: &str,
+    mut client: Api,
     id: &str,
     label: &str,
     created: &Timestamp,
@@ -149,9 +146,8 @@ async fn run(
                     nanos: 0,
                 }),
             };
-            match client.rotate(with_key(request, admin)).await {
+            match client.try_rotate(request).await {
                 Ok(r) => {
-                    let r = r.into_inner();
                     return (Ok(()), Some((r.info.unwrap().id, r.key)));
                 }
                 Err(status) => Err(status.code()),
@@ -178,7 +174,7 @@ async fn run(
                 paths: paths.iter().map(|p| p.to_string()).collect(),
             });
             client
-                .update_key(with_key(request, admin))
+                .try_update(request)
                 .await
                 .map(|_| ())
                 .map_err(|s| s.code())
@@ -189,7 +185,7 @@ async fn run(
                 reason: "race".into(),
             };
             client
-                .revoke(with_key(request, admin))
+                .try_revoke(request)
                 .await
                 .map(|_| ())
                 .map_err(|s| s.code())
@@ -198,26 +194,8 @@ async fn run(
     (answer, None)
 }
 
-async fn get(client: &mut Client, admin: &str, id: &str) -> pb::KeyInfo {
-    let request = pb::GetKeyRequest {
-        key_id: id.to_owned(),
-    };
-    client
-        .get_key(with_key(request, admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .info
-        .unwrap()
-}
-
-async fn allows_cut_scope(client: &mut Client, key: &str) -> bool {
-    let request = pb::VerifyRequest {
-        key: key.to_owned(),
-        required_scopes: vec![CUT.to_owned()],
-        client_ip: String::new(),
-    };
-    client.verify(request).await.unwrap().into_inner().allowed
+async fn allows_cut_scope(client: &mut Api, key: &str) -> bool {
+    client.verify(key, &[CUT]).await.allowed
 }
 
 /// What Verify must say for `CUT` on a key in state `view`.
@@ -226,12 +204,7 @@ fn should_allow(view: &View) -> bool {
         && view.scopes.iter().any(|s| s == CUT)
 }
 
-async fn race_once(
-    client: &Client,
-    admin: &str,
-    pair: (Op, Op),
-    label: String,
-) -> Result<(), String> {
+async fn race_once(client: &Api, pair: (Op, Op), label: String) -> Result<(), String> {
     let mut c = client.clone();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -248,15 +221,15 @@ async fn race_once(
         }),
         ..Default::default()
     };
-    let issued = c.issue(with_key(issue, admin)).await.unwrap().into_inner();
+    let issued = c.issue(issue).await;
     let info = issued.info.unwrap();
     let start = view(&info);
     let created = info.created_at.unwrap();
     let id = info.id;
 
     let (a, b) = tokio::join!(
-        run(pair.0, client.clone(), admin, &id, &label, &created),
-        run(pair.1, client.clone(), admin, &id, &label, &created),
+        run(pair.0, client.clone(), &id, &label, &created),
+        run(pair.1, client.clone(), &id, &label, &created),
     );
     let successors: Vec<_> = [&a.1, &b.1].into_iter().flatten().cloned().collect();
     if successors.len() > 1 {
@@ -264,9 +237,9 @@ async fn race_once(
             "{pair:?}: both rotations succeeded: {successors:?}"
         ));
     }
-    let old_info = get(&mut c, admin, &id).await;
+    let old_info = c.get_id(&id).await;
     let successor = match successors.first() {
-        Some((sid, _)) => Some(view(&get(&mut c, admin, sid).await)),
+        Some((sid, _)) => Some(view(&c.get_id(sid).await)),
         None => None,
     };
     let seen = Outcome {
@@ -317,8 +290,7 @@ async fn race_once(
 
 async fn every_pair_serialises(db: TestDb) {
     let app = TestApp::spawn(&db).await;
-    let admin = app.bootstrap().await;
-    let client = app.client().await;
+    let client = app.api().await;
     let began = Instant::now();
     let mut failures = Vec::new();
     let mut rounds = BTreeMap::new();
@@ -329,7 +301,7 @@ async fn every_pair_serialises(db: TestDb) {
                     break 'pairs;
                 }
                 let label = format!("{x:?}-{y:?}-{round}");
-                if let Err(failure) = race_once(&client, &admin, (x, y), label).await {
+                if let Err(failure) = race_once(&client, (x, y), label).await {
                     failures.push(failure);
                 }
                 *rounds.entry(format!("{x:?}|{y:?}")).or_insert(0usize) += 1;

@@ -9,35 +9,16 @@ use chrono::Utc;
 use keyward::{
     key::{Digest, KeyId, format},
     limit::RateLimit,
-    proto::v1::{self as pb, key_service_client::KeyServiceClient},
+    proto::v1 as pb,
     store::{AuditAction, AuditEvent, NewKey},
 };
 use prost_types::{FieldMask, Timestamp};
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 
-use common::{TestApp, TestDb, with_key};
-
-type Client = KeyServiceClient<Channel>;
+use common::{TestApp, TestDb, client::issue_request};
 
 /// 9999-12-31T23:59:59Z, the latest time keyward accepts.
 const MAX_SECONDS: i64 = 253_402_300_799;
-
-async fn issue(client: &mut Client, admin: &str, request: pb::IssueRequest) -> pb::IssueResponse {
-    client
-        .issue(with_key(request, admin))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-fn request(project: &str, label: &str, scopes: &[&str]) -> pb::IssueRequest {
-    pb::IssueRequest {
-        project: project.into(),
-        label: label.into(),
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
-}
 
 /// The status with the id itself blanked out, so two answers about two ids
 /// can be compared.
@@ -50,16 +31,13 @@ fn answer(result: Result<impl Sized, Status>, id: &str) -> (Code, String) {
 
 async fn foreign_ids_look_unknown(db: TestDb) {
     let app = TestApp::spawn(&db).await;
-    let root = app.bootstrap().await;
-    let mut client = app.client().await;
-    let acme = issue(
-        &mut client,
-        &root,
-        request("acme", "acme-admin", &["keyward:admin"]),
-    )
-    .await
-    .key;
-    let foreign = issue(&mut client, &root, request("globex", "ci", &["a:read"]))
+    let mut api = app.api().await;
+    let acme = api
+        .issue(issue_request("acme", "acme-admin", &["keyward:admin"]))
+        .await
+        .key;
+    let foreign = api
+        .issue(issue_request("globex", "ci", &["a:read"]))
         .await
         .info
         .unwrap()
@@ -68,7 +46,7 @@ async fn foreign_ids_look_unknown(db: TestDb) {
 
     let mut answers = Vec::new();
     for id in [&foreign, &unknown] {
-        let mut c = client.clone();
+        let mut c = api.as_admin(&acme);
         let get = pb::GetKeyRequest { key_id: id.clone() };
         let revoke = pb::RevokeRequest {
             key_id: id.clone(),
@@ -96,18 +74,13 @@ async fn foreign_ids_look_unknown(db: TestDb) {
         };
         answers.push((
             [
-                answer(c.get_key(with_key(get, &acme)).await, id),
-                answer(c.revoke(with_key(revoke, &acme)).await, id),
-                answer(c.rotate(with_key(rotate, &acme)).await, id),
-                answer(c.update_key(with_key(update, &acme)).await, id),
-                answer(c.get_usage(with_key(usage, &acme)).await, id),
+                answer(c.try_get(get).await, id),
+                answer(c.try_revoke(revoke).await, id),
+                answer(c.try_rotate(rotate).await, id),
+                answer(c.try_update(update).await, id),
+                answer(c.try_usage(usage).await, id),
             ],
-            c.list_audit_events(with_key(audit, &acme))
-                .await
-                .unwrap()
-                .into_inner()
-                .events
-                .len(),
+            c.audit(audit).await.events.len(),
         ));
     }
     for (code, message) in &answers[0].0 {
@@ -121,16 +94,11 @@ async fn foreign_ids_look_unknown(db: TestDb) {
     assert_eq!(answers[0].1, 0, "no audit events of another project");
 
     // Nothing happened to the foreign key.
-    let still = client
-        .get_key(with_key(
-            pb::GetKeyRequest {
-                key_id: foreign.clone(),
-            },
-            &root,
-        ))
+    let still = api
+        .get(pb::GetKeyRequest {
+            key_id: foreign.clone(),
+        })
         .await
-        .unwrap()
-        .into_inner()
         .info
         .unwrap();
     assert_eq!(still.status, pb::KeyStatus::Active as i32);
@@ -140,25 +108,24 @@ on_both_stores!(foreign_key_ids, foreign_ids_look_unknown);
 
 async fn reserved_scopes(db: TestDb) {
     let app = TestApp::spawn(&db).await;
-    let root = app.bootstrap().await;
-    let mut client = app.client().await;
-    let acme = issue(
-        &mut client,
-        &root,
-        request("acme", "acme-admin", &["keyward:admin"]),
-    )
-    .await
-    .key;
+    let mut api = app.api().await;
+    let acme = api
+        .issue(issue_request("acme", "acme-admin", &["keyward:admin"]))
+        .await
+        .key;
 
     // A project admin may not put a reserved scope on a key, in any case.
     for scope in ["keyward:admin", "KEYWARD:admin", "keyward:other"] {
-        let err = client
-            .issue(with_key(request("acme", "minted", &[scope]), &acme))
+        let err = api
+            .as_admin(&acme)
+            .try_issue(issue_request("acme", "minted", &[scope]))
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied, "{scope}: {err:?}");
     }
-    let plain = issue(&mut client, &acme, request("acme", "plain", &["a:read"]))
+    let plain = api
+        .as_admin(&acme)
+        .issue(issue_request("acme", "plain", &["a:read"]))
         .await
         .info
         .unwrap()
@@ -171,15 +138,16 @@ async fn reserved_scopes(db: TestDb) {
         }),
         ..Default::default()
     };
-    let err = client
-        .update_key(with_key(grant.clone(), &acme))
+    let err = api
+        .as_admin(&acme)
+        .try_update(grant.clone())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     // An all-projects admin may, by name only.
-    client.update_key(with_key(grant, &root)).await.unwrap();
-    let err = client
-        .issue(with_key(request("acme", "wild", &["keyward:*"]), &root))
+    api.try_update(grant).await.unwrap();
+    let err = api
+        .try_issue(issue_request("acme", "wild", &["keyward:*"]))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -216,20 +184,20 @@ async fn reserved_scopes(db: TestDb) {
             details: serde_json::json!({}),
         };
         store.insert(&key, &event).await.unwrap();
-        let err = client
-            .list_keys(with_key(pb::ListKeysRequest::default(), secret.expose()))
+        let err = api
+            .as_admin(secret.expose())
+            .try_list(pb::ListKeysRequest::default())
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied, "{scope}: {err:?}");
-        let verified = client
-            .verify(pb::VerifyRequest {
+        let verified = api
+            .try_verify(pb::VerifyRequest {
                 key: secret.expose().to_owned(),
                 required_scopes: vec!["keyward:admin".into()],
                 client_ip: String::new(),
             })
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
         assert!(!verified.allowed, "{scope} covers keyward:admin");
     }
 }
@@ -247,8 +215,7 @@ fn field_of(status: Status) -> String {
 
 async fn bounded_inputs(db: TestDb) {
     let app = TestApp::spawn(&db).await;
-    let root = app.bootstrap().await;
-    let mut client = app.client().await;
+    let mut api = app.api().await;
 
     let at = |seconds| Some(Timestamp { seconds, nanos: 0 });
     for (expires_at, case) in [
@@ -256,51 +223,46 @@ async fn bounded_inputs(db: TestDb) {
         (at(200_000 * 31_556_952), "year 200000"),
         (at(-1), "before 1970"),
     ] {
-        let mut r = request("acme", "late", &[]);
+        let mut r = issue_request("acme", "late", &[]);
         r.expires_at = expires_at;
-        let err = client.issue(with_key(r, &root)).await.unwrap_err();
+        let err = api.try_issue(r).await.unwrap_err();
         assert_eq!(field_of(err), "expires_at", "{case}");
     }
-    let mut r = request("acme", "burst", &[]);
+    let mut r = issue_request("acme", "burst", &[]);
     r.rate_limit = Some(pb::RateLimit {
         limit: 1,
         period: None,
         burst: u32::MAX,
     });
-    let err = client.issue(with_key(r, &root)).await.unwrap_err();
+    let err = api.try_issue(r).await.unwrap_err();
     assert_eq!(field_of(err), "rate_limit.burst");
-    let mut r = request("acme", "quota", &[]);
+    let mut r = issue_request("acme", "quota", &[]);
     r.quota = Some(pb::Quota {
         limit: i64::MAX,
         period: pb::quota::Period::Day as i32,
         ..Default::default()
     });
-    let err = client.issue(with_key(r, &root)).await.unwrap_err();
+    let err = api.try_issue(r).await.unwrap_err();
     assert_eq!(field_of(err), "quota.limit");
     let usage = pb::GetUsageRequest {
         project: "acme".into(),
         since: at(MAX_SECONDS + 1),
         ..Default::default()
     };
-    let err = client.get_usage(with_key(usage, &root)).await.unwrap_err();
+    let err = api.try_usage(usage).await.unwrap_err();
     assert_eq!(field_of(err), "since");
 
     // The latest allowed expiry rotates (once a panic, now the successor's
     // expiry is held at the bound) and UpdateKey checks limits too.
-    let mut r = request("acme", "far", &["a:read"]);
+    let mut r = issue_request("acme", "far", &["a:read"]);
     r.expires_at = at(MAX_SECONDS);
-    let far = issue(&mut client, &root, r).await.info.unwrap().id;
-    let rotated = client
-        .rotate(with_key(
-            pb::RotateRequest {
-                key_id: far.clone(),
-                grace_period: None,
-            },
-            &root,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let far = api.issue(r).await.info.unwrap().id;
+    let rotated = api
+        .rotate(pb::RotateRequest {
+            key_id: far.clone(),
+            grace_period: None,
+        })
+        .await;
     let successor = rotated.info.unwrap();
     assert_eq!(successor.expires_at.unwrap().seconds, MAX_SECONDS);
     let update = pb::UpdateKeyRequest {
@@ -315,14 +277,11 @@ async fn bounded_inputs(db: TestDb) {
         }),
         ..Default::default()
     };
-    let err = client
-        .update_key(with_key(update, &root))
-        .await
-        .unwrap_err();
+    let err = api.try_update(update).await.unwrap_err();
     assert_eq!(field_of(err), "rate_limit.burst");
 
     // The largest burst allowed, at the slowest rate, lets the first call in.
-    let mut r = request("acme", "slow", &[]);
+    let mut r = issue_request("acme", "slow", &[]);
     r.rate_limit = Some(pb::RateLimit {
         limit: 1,
         period: Some(prost_types::Duration {
@@ -331,16 +290,15 @@ async fn bounded_inputs(db: TestDb) {
         }),
         burst: 1_000_000,
     });
-    let slow = issue(&mut client, &root, r).await.key;
-    let verified = client
-        .verify(pb::VerifyRequest {
+    let slow = api.issue(r).await.key;
+    let verified = api
+        .try_verify(pb::VerifyRequest {
             key: slow,
             required_scopes: vec![],
             client_ip: String::new(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(verified.allowed, "{verified:?}");
 
     // A huge burst stored before the bound (straight to the store) saturates
@@ -378,15 +336,14 @@ async fn bounded_inputs(db: TestDb) {
     };
     store.insert(&key, &event).await.unwrap();
     for call in 0..3 {
-        let verified = client
-            .verify(pb::VerifyRequest {
+        let verified = api
+            .try_verify(pb::VerifyRequest {
                 key: secret.expose().to_owned(),
                 required_scopes: vec![],
                 client_ip: String::new(),
             })
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
         assert!(verified.allowed, "call {call}: {verified:?}");
     }
 }

@@ -5,78 +5,16 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Output, Stdio},
-    sync::{Arc, Mutex, mpsc},
+    process::{Command, Output},
     time::Duration,
 };
 
-use common::TestDb;
+use common::{
+    TestDb,
+    process::{BIN, ServerProcess},
+};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyward");
-
-/// A `keyward serve` process with its stderr (debug logs) captured.
-struct Server {
-    child: Child,
-    addr: String,
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(db_url: &str) -> Self {
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--log",
-                "debug",
-            ])
-            .env("KEYWARD_DATABASE_URL", db_url)
-            // Usage shows up in `keys usage` a moment after the calls.
-            .env("KEYWARD_USAGE_FLUSH_INTERVAL", "200ms")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
-                    && event["message"] == "keyward listening"
-                {
-                    let _ = tx.send(event["addr"].as_str().unwrap_or_default().to_owned());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server did not start");
-        Self { child, addr, logs }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// SIGTERM, then the exit status: graceful shutdown exits 0.
-    fn terminate(mut self) -> (bool, String) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        let logs = self.logs.lock().unwrap().join("\n");
-        (status.success(), logs)
-    }
-}
-
-fn keys(server: &Server, admin: &str, args: &[&str]) -> Output {
+fn keys(server: &ServerProcess, admin: &str, args: &[&str]) -> Output {
     Command::new(BIN)
         .arg("keys")
         .args(args)
@@ -86,7 +24,7 @@ fn keys(server: &Server, admin: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn verify(server: &Server, key: &str, scopes: &[&str]) -> Output {
+fn verify(server: &ServerProcess, key: &str, scopes: &[&str]) -> Output {
     let mut args = vec!["verify"];
     for scope in scopes {
         args.extend(["--scope", scope]);
@@ -118,7 +56,8 @@ fn json(output: Output) -> serde_json::Value {
 }
 
 fn quickstart(db: &TestDb) {
-    let server = Server::start(&db.url);
+    // Usage shows up in `keys usage` a moment after the calls.
+    let server = ServerProcess::start(db, &["--log", "debug", "--usage-flush-interval", "200ms"]);
 
     // Bootstrap works while the server runs and prints only the key.
     let boot = Command::new(BIN)

@@ -10,7 +10,7 @@ use keyward::proto::v1 as pb;
 use sqlx::Connection;
 use tonic::Code;
 
-use common::{TestApp, TestDb, with_key};
+use common::{TestApp, TestDb};
 
 #[tokio::test]
 async fn a_revoke_whose_connection_is_terminated_is_unavailable_and_not_applied() {
@@ -18,19 +18,8 @@ async fn a_revoke_whose_connection_is_terminated_is_unavailable_and_not_applied(
         return;
     };
     let app = TestApp::spawn(&db).await;
-    let admin = app.bootstrap().await;
-    let mut client = app.client().await;
-    let issue = pb::IssueRequest {
-        project: "acme".into(),
-        label: "victim".into(),
-        ..Default::default()
-    };
-    let issued = client
-        .issue(with_key(issue, &admin))
-        .await
-        .unwrap()
-        .into_inner();
-    let id = issued.info.unwrap().id;
+    let mut client = app.api().await;
+    let (key, id) = client.issue_key("acme", "victim", &[]).await;
 
     // Hold the key's row lock, so the revoke stops inside its transaction,
     // waiting on us: its connection is then the one blocked by our pid.
@@ -52,8 +41,7 @@ async fn a_revoke_whose_connection_is_terminated_is_unavailable_and_not_applied(
             key_id: id.clone(),
             reason: "leaked".into(),
         };
-        let request = with_key(request, &admin);
-        tokio::spawn(async move { client.revoke(request).await })
+        tokio::spawn(async move { client.try_revoke(request).await })
     };
 
     let mut killer = sqlx::PgConnection::connect(&db.url).await.unwrap();
@@ -90,23 +78,10 @@ async fn a_revoke_whose_connection_is_terminated_is_unavailable_and_not_applied(
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
 
     // Nothing was committed: the key is active, and still allowed.
-    let info = client
-        .get_key(with_key(pb::GetKeyRequest { key_id: id.clone() }, &admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .info
-        .unwrap();
+    let info = client.get_id(&id).await;
     assert_eq!(info.status(), pb::KeyStatus::Active);
     assert!(info.revoke_reason.is_empty());
-    let verified = client
-        .verify(pb::VerifyRequest {
-            key: issued.key.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let verified = client.verify(&key, &[]).await;
     assert!(verified.allowed);
     app.stop().await;
 }

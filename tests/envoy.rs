@@ -7,13 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use keyward::proto::v1::{self as pb, key_service_client::KeyServiceClient};
-use tonic::transport::Channel;
-
 use common::{
     TestDb,
+    client::Api,
     envoy::{self, Envoy, HttpResponse, Keyward, Upstream},
-    with_key,
 };
 
 struct Stack {
@@ -22,8 +19,7 @@ struct Stack {
     keyward: Keyward,
     envoy: Envoy,
     _upstream: Upstream,
-    admin: String,
-    client: KeyServiceClient<Channel>,
+    api: Api,
 }
 
 impl Stack {
@@ -32,18 +28,17 @@ impl Stack {
             return None;
         }
         let db = TestDb::sqlite();
-        let admin = envoy::bootstrap(&db.url);
+        let admin = common::process::bootstrap(&db);
         let keyward = Keyward::start(&db.url, &envoy::example("keyward.toml"));
         let upstream = Upstream::start();
         let envoy = Envoy::start(keyward.port, upstream.port).await;
-        let client = KeyServiceClient::connect(keyward.url()).await.unwrap();
+        let api = Api::connect(keyward.url(), admin).await;
         Some(Self {
             _db: db,
             keyward,
             envoy,
             _upstream: upstream,
-            admin,
-            client,
+            api,
         })
     }
 
@@ -53,37 +48,11 @@ impl Stack {
         scopes: &[&str],
         expires_in: Option<Duration>,
     ) -> (String, String) {
-        let request = pb::IssueRequest {
-            project: "acme".into(),
-            label: label.into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            expires_at: expires_in.map(|d| {
-                let at = chrono::Utc::now() + d;
-                prost_types::Timestamp {
-                    seconds: at.timestamp(),
-                    nanos: at.timestamp_subsec_nanos() as i32,
-                }
-            }),
-            ..Default::default()
-        };
-        let issued = self
-            .client
-            .issue(with_key(request, &self.admin))
-            .await
-            .unwrap()
-            .into_inner();
-        (issued.key, issued.info.unwrap().id)
+        self.api.issue_expiring(label, scopes, expires_in).await
     }
 
     async fn revoke(&mut self, id: &str) {
-        let request = pb::RevokeRequest {
-            key_id: id.into(),
-            reason: "leaked".into(),
-        };
-        self.client
-            .revoke(with_key(request, &self.admin))
-            .await
-            .unwrap();
+        self.api.revoke_id(id, "leaked").await;
     }
 }
 

@@ -15,7 +15,6 @@ use common::{
     TestDb,
     check::{Keys, Req, check, denied, get, header, meta, ok, status, try_check},
     counting::CountingStore,
-    with_key,
 };
 
 #[tokio::test]
@@ -406,13 +405,7 @@ async fn limits_answer_429_with_when_to_retry_and_sources_403() {
             ..Default::default()
         },
     );
-    let limited = keys
-        .grpc
-        .issue(with_key(limited, &keys.admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .key;
+    let limited = keys.api.issue(limited).await.key;
 
     let first = check(&mut authz, get("/x").key(&limited)).await;
     let allowed = ok(&first);
@@ -452,13 +445,7 @@ async fn limits_answer_429_with_when_to_retry_and_sources_403() {
             ..Default::default()
         },
     );
-    let fenced = keys
-        .grpc
-        .issue(with_key(fenced, &keys.admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .key;
+    let fenced = keys.api.issue(fenced).await.key;
     // With one trusted hop, the address that proxy appended counts.
     let inside = get("/x")
         .key(&fenced)

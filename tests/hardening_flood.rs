@@ -12,39 +12,28 @@ use std::{
 use bytes::Bytes;
 use common::{
     TestDb,
+    client::Api,
     process::{ServerProcess, bootstrap},
-    with_key,
 };
-use keyward::proto::v1::{self as pb, key_service_client::KeyServiceClient};
+use keyward::proto::v1 as pb;
 use tokio::{io::AsyncReadExt, net::TcpStream, sync::mpsc};
-use tonic::transport::Channel;
 
 const MIB: u64 = 1024 * 1024;
 
+/// Issues a key over a connection of its own, closed again on return.
 async fn issue(server: &ServerProcess, admin: &str) -> String {
-    let mut client = KeyServiceClient::connect(server.url()).await.unwrap();
-    let request = pb::IssueRequest {
-        project: "acme".into(),
-        label: "flood".into(),
-        scopes: vec!["orders:read".into()],
-        ..Default::default()
-    };
-    client
-        .issue(with_key(request, admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .key
+    let mut api = server.api(admin).await;
+    api.issue_key("acme", "flood", &["orders:read"]).await.0
 }
 
-async fn verify(client: &mut KeyServiceClient<Channel>, key: &str) -> bool {
+async fn verify(api: &mut Api, key: &str) -> bool {
     let request = pb::VerifyRequest {
         key: key.into(),
         required_scopes: vec!["orders:read".into()],
         client_ip: String::new(),
     };
-    match client.verify(request).await {
-        Ok(response) => response.into_inner().allowed,
+    match api.try_verify(request).await {
+        Ok(response) => response.allowed,
         Err(status) => panic!("a legitimate Verify failed during the flood: {status}"),
     }
 }
@@ -144,7 +133,7 @@ async fn a_stream_flood_on_one_connection_is_bounded_and_others_keep_answering()
     let server = ServerProcess::start(&db, &[]);
     let admin = bootstrap(&db);
     let key = issue(&server, &admin).await;
-    let mut legit = KeyServiceClient::connect(server.url()).await.unwrap();
+    let mut legit = server.api(&admin).await;
     for _ in 0..50 {
         assert!(verify(&mut legit, &key).await);
     }
@@ -270,7 +259,7 @@ async fn connections_past_the_limit_are_refused_while_a_client_keeps_working() {
     let admin = bootstrap(&db);
     let key = issue(&server, &admin).await;
     // The issuing client has gone; this one holds one of the eight.
-    let mut legit = KeyServiceClient::connect(server.url()).await.unwrap();
+    let mut legit = server.api(&admin).await;
     assert!(verify(&mut legit, &key).await);
     // Give the server a moment to see the issuing connection close.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -297,7 +286,7 @@ async fn connections_past_the_limit_are_refused_while_a_client_keeps_working() {
     }
     drop(flood);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut fresh = KeyServiceClient::connect(server.url()).await.unwrap();
+    let mut fresh = server.api(&admin).await;
     assert!(verify(&mut fresh, &key).await, "the limit frees up again");
 }
 
@@ -309,18 +298,14 @@ async fn handlers_see_the_clients_address() {
     let server = ServerProcess::start(&db, &[]);
     let admin = bootstrap(&db);
     issue(&server, &admin).await;
-    let mut client = KeyServiceClient::connect(server.url()).await.unwrap();
-    let events = client
-        .list_audit_events(with_key(
-            pb::ListAuditEventsRequest {
-                action: "issue".into(),
-                ..Default::default()
-            },
-            &admin,
-        ))
+    let events = server
+        .api(&admin)
         .await
-        .unwrap()
-        .into_inner()
+        .audit(pb::ListAuditEventsRequest {
+            action: "issue".into(),
+            ..Default::default()
+        })
+        .await
         .events;
     assert!(!events.is_empty(), "the Issue was audited");
     for event in events {

@@ -6,7 +6,6 @@ mod common;
 use chrono::Utc;
 use keyward::{
     key::{Digest, KeyId, format},
-    proto::v1 as pb,
     store::{AuditAction, AuditEvent, NewKey},
 };
 use serde_json::json;
@@ -51,13 +50,11 @@ async fn a_key_issued_before_the_marker_still_verifies() {
     store.insert(&key, &event).await.unwrap();
 
     let app = TestApp::spawn_with(config(&db.url, &[]), Some(store)).await;
-    let mut client = app.client().await;
-    let request = pb::VerifyRequest {
-        key: LEGACY_KEY.into(),
-        required_scopes: vec!["orders:read".into()],
-        client_ip: String::new(),
-    };
-    let verdict = client.verify(request).await.unwrap().into_inner();
+    let verdict = app
+        .anonymous()
+        .await
+        .verify(LEGACY_KEY, &["orders:read"])
+        .await;
     assert!(verdict.allowed, "{verdict:?}");
     assert_eq!(verdict.key_id, key.id.to_string());
     app.stop().await;

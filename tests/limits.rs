@@ -11,16 +11,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use keyward::proto::v1::{self as pb, key_service_client::KeyServiceClient};
-use tonic::transport::Channel;
+use keyward::proto::v1 as pb;
 
 use common::{
-    TestApp, TestDb, config,
+    TestApp, TestDb,
+    client::{Api, reason},
+    config,
     redis::{namespace, shared},
-    with_key,
 };
-
-type Client = KeyServiceClient<Channel>;
 
 fn rate(limit: u32, burst: u32) -> pb::RateLimit {
     pb::RateLimit {
@@ -41,31 +39,14 @@ fn quota(limit: i64) -> pb::Quota {
     }
 }
 
-async fn issue(client: &mut Client, admin: &str, request: pb::IssueRequest) -> String {
+/// Issues `request` as an `acme` key under a fresh label.
+async fn issue(api: &mut Api, request: pb::IssueRequest) -> String {
     let request = pb::IssueRequest {
         project: "acme".into(),
         label: format!("k-{}", ulid::Ulid::new()),
         ..request
     };
-    client
-        .issue(with_key(request, admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-}
-
-async fn verify(client: &mut Client, key: &str, ip: &str) -> pb::VerifyResponse {
-    let request = pb::VerifyRequest {
-        key: key.into(),
-        required_scopes: vec![],
-        client_ip: ip.into(),
-    };
-    client.verify(request).await.unwrap().into_inner()
-}
-
-fn reason(response: &pb::VerifyResponse) -> pb::Reason {
-    pb::Reason::try_from(response.reason).unwrap()
+    api.issue(request).await.key
 }
 
 /// Two replicas on one Postgres schema and one Redis namespace. The Redis
@@ -90,7 +71,7 @@ async fn two_replicas(db: &TestDb, redis: &str) -> (TestApp, TestApp) {
 /// Sends `calls` Verify requests as fast as `workers` concurrent callers
 /// per replica can; returns (allowed, elapsed).
 async fn flood(
-    clients: &[Client],
+    clients: &[Api],
     key: &str,
     calls: usize,
     workers: usize,
@@ -106,7 +87,7 @@ async fn flood(
             let (sent, allowed, denials) = (sent.clone(), allowed.clone(), denials.clone());
             tasks.push(tokio::spawn(async move {
                 while sent.fetch_add(1, Ordering::SeqCst) < calls {
-                    let response = verify(&mut client, &key, "").await;
+                    let response = client.verify_from(&key, &[], "").await;
                     if response.allowed {
                         allowed.fetch_add(1, Ordering::SeqCst);
                     } else {
@@ -130,11 +111,9 @@ async fn a_rate_limit_holds_across_two_replicas() {
         return;
     };
     let (a, b) = two_replicas(&db, &redis).await;
-    let admin = a.bootstrap().await;
-    let mut ca = a.client().await;
+    let mut ca = a.api().await;
     let key = issue(
         &mut ca,
-        &admin,
         pb::IssueRequest {
             rate_limit: Some(rate(100, 10)),
             ..Default::default()
@@ -142,7 +121,7 @@ async fn a_rate_limit_holds_across_two_replicas() {
     )
     .await;
 
-    let clients = [ca, b.client().await];
+    let clients = [ca.clone(), b.api_with(&ca.admin).await];
     let (allowed, elapsed, denials) = flood(&clients, &key, 1000, 4).await;
     let bound = 10.0 + 100.0 * elapsed.as_secs_f64();
     println!(
@@ -171,11 +150,9 @@ async fn a_quota_allows_exactly_its_limit_across_two_replicas() {
         return;
     };
     let (a, b) = two_replicas(&db, &redis).await;
-    let admin = a.bootstrap().await;
-    let mut ca = a.client().await;
+    let mut ca = a.api().await;
     let key = issue(
         &mut ca,
-        &admin,
         pb::IssueRequest {
             quota: Some(quota(500)),
             ..Default::default()
@@ -183,7 +160,7 @@ async fn a_quota_allows_exactly_its_limit_across_two_replicas() {
     )
     .await;
 
-    let clients = [ca, b.client().await];
+    let clients = [ca.clone(), b.api_with(&ca.admin).await];
     let (allowed, elapsed, denials) = flood(&clients, &key, 2000, 8).await;
     println!(
         "quota 500, 2000 concurrent calls over two replicas in {elapsed:?}: {allowed} allowed"
@@ -203,11 +180,9 @@ async fn a_call_refused_by_the_rate_limit_leaves_the_quota_untouched() {
         return;
     };
     let (a, b) = two_replicas(&db, &redis).await;
-    let admin = a.bootstrap().await;
-    let mut ca = a.client().await;
+    let mut ca = a.api().await;
     let key = issue(
         &mut ca,
-        &admin,
         pb::IssueRequest {
             // One call per 3 s: room for 50 refused calls on a slow machine.
             rate_limit: Some(pb::RateLimit {
@@ -223,17 +198,17 @@ async fn a_call_refused_by_the_rate_limit_leaves_the_quota_untouched() {
         },
     )
     .await;
-    let first = verify(&mut ca, &key, "").await;
+    let first = ca.verify_from(&key, &[], "").await;
     assert!(first.allowed);
     assert_eq!(first.quota_remaining, Some(99));
-    let mut cb = b.client().await;
+    let mut cb = b.api_with(&ca.admin).await;
     for _ in 0..50 {
-        let response = verify(&mut cb, &key, "").await;
+        let response = cb.verify_from(&key, &[], "").await;
         assert_eq!(reason(&response), pb::Reason::RateLimited);
         assert_eq!(response.quota_remaining, None);
     }
     tokio::time::sleep(Duration::from_millis(3050)).await;
-    let next = verify(&mut ca, &key, "").await;
+    let next = ca.verify_from(&key, &[], "").await;
     assert!(next.allowed);
     assert_eq!(
         next.quota_remaining,
@@ -246,11 +221,9 @@ async fn a_call_refused_by_the_rate_limit_leaves_the_quota_untouched() {
 async fn without_redis_limits_hold_per_replica() {
     let db = TestDb::sqlite();
     let app = TestApp::spawn(&db).await;
-    let admin = app.bootstrap().await;
-    let mut client = app.client().await;
+    let mut api = app.api().await;
     let key = issue(
-        &mut client,
-        &admin,
+        &mut api,
         pb::IssueRequest {
             rate_limit: Some(rate(1, 3)),
             quota: Some(quota(2)),
@@ -258,13 +231,19 @@ async fn without_redis_limits_hold_per_replica() {
         },
     )
     .await;
-    assert_eq!(verify(&mut client, &key, "").await.quota_remaining, Some(1));
-    assert_eq!(verify(&mut client, &key, "").await.quota_remaining, Some(0));
-    let third = verify(&mut client, &key, "").await;
+    assert_eq!(
+        api.verify_from(&key, &[], "").await.quota_remaining,
+        Some(1)
+    );
+    assert_eq!(
+        api.verify_from(&key, &[], "").await.quota_remaining,
+        Some(0)
+    );
+    let third = api.verify_from(&key, &[], "").await;
     assert_eq!(reason(&third), pb::Reason::QuotaExceeded);
     // Had the refused call advanced the rate limit, the burst of 3 would be
     // used up and this call rate limited.
-    let fourth = verify(&mut client, &key, "").await;
+    let fourth = api.verify_from(&key, &[], "").await;
     assert_eq!(reason(&fourth), pb::Reason::QuotaExceeded);
 }
 
@@ -272,21 +251,20 @@ async fn without_redis_limits_hold_per_replica() {
 async fn sources_outside_the_allowed_ranges_are_refused() {
     let db = TestDb::sqlite();
     let app = TestApp::spawn(&db).await;
-    let admin = app.bootstrap().await;
-    let mut client = app.client().await;
+    let mut api = app.api().await;
     let request = pb::IssueRequest {
         allowed_cidrs: vec!["10.0.0.0/8".into(), "2001:db8::/32".into()],
         ..Default::default()
     };
-    let key = issue(&mut client, &admin, request).await;
-    assert!(verify(&mut client, &key, "10.20.30.40").await.allowed);
-    assert!(verify(&mut client, &key, "2001:db8::7").await.allowed);
+    let key = issue(&mut api, request).await;
+    assert!(api.verify_from(&key, &[], "10.20.30.40").await.allowed);
+    assert!(api.verify_from(&key, &[], "2001:db8::7").await.allowed);
     assert_eq!(
-        reason(&verify(&mut client, &key, "192.168.1.1").await),
+        reason(&api.verify_from(&key, &[], "192.168.1.1").await),
         pb::Reason::SourceNotAllowed
     );
     assert_eq!(
-        reason(&verify(&mut client, &key, "").await),
+        reason(&api.verify_from(&key, &[], "").await),
         pb::Reason::SourceNotAllowed,
         "no address, no proof"
     );
@@ -298,13 +276,13 @@ async fn sources_outside_the_allowed_ranges_are_refused() {
         allowed_cidrs: vec!["nope".into()],
         ..Default::default()
     };
-    let err = client.issue(with_key(bad, &admin)).await.unwrap_err();
+    let err = api.try_issue(bad).await.unwrap_err();
     assert!(
         err.message().starts_with("allowed_cidrs[0]:"),
         "{}",
         err.message()
     );
-    let id = verify(&mut client, &key, "10.0.0.1").await.key_id;
+    let id = api.verify_from(&key, &[], "10.0.0.1").await.key_id;
     let update = pb::UpdateKeyRequest {
         key_id: id,
         update_mask: Some(prost_types::FieldMask {
@@ -312,23 +290,16 @@ async fn sources_outside_the_allowed_ranges_are_refused() {
         }),
         ..Default::default()
     };
-    let info = client
-        .update_key(with_key(update, &admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .info
-        .unwrap();
+    let info = api.update(update).await.info.unwrap();
     assert!(info.allowed_cidrs.is_empty());
-    assert!(verify(&mut client, &key, "192.168.1.1").await.allowed);
+    assert!(api.verify_from(&key, &[], "192.168.1.1").await.allowed);
 }
 
 #[tokio::test]
 async fn limits_are_shown_updated_and_checked() {
     let db = TestDb::sqlite();
     let app = TestApp::spawn(&db).await;
-    let admin = app.bootstrap().await;
-    let mut client = app.client().await;
+    let mut api = app.api().await;
     let request = pb::IssueRequest {
         project: "acme".into(),
         label: "limited".into(),
@@ -336,11 +307,7 @@ async fn limits_are_shown_updated_and_checked() {
         quota: Some(quota(500)),
         ..Default::default()
     };
-    let issued = client
-        .issue(with_key(request, &admin))
-        .await
-        .unwrap()
-        .into_inner();
+    let issued = api.issue(request).await;
     let info = issued.info.unwrap();
     assert_eq!(info.rate_limit, Some(rate(100, 10)));
     assert_eq!(info.quota, Some(quota(500)));
@@ -351,7 +318,7 @@ async fn limits_are_shown_updated_and_checked() {
         rate_limit: Some(rate(0, 1)),
         ..Default::default()
     };
-    let err = client.issue(with_key(bad_rate, &admin)).await.unwrap_err();
+    let err = api.try_issue(bad_rate).await.unwrap_err();
     assert!(
         err.message().starts_with("rate_limit.limit:"),
         "{}",
@@ -366,7 +333,7 @@ async fn limits_are_shown_updated_and_checked() {
         }),
         ..Default::default()
     };
-    let err = client.issue(with_key(bad_quota, &admin)).await.unwrap_err();
+    let err = api.try_issue(bad_quota).await.unwrap_err();
     assert!(
         err.message().starts_with("quota.period:"),
         "{}",
@@ -382,21 +349,15 @@ async fn limits_are_shown_updated_and_checked() {
         quota: Some(quota(1)),
         ..Default::default()
     };
-    let updated = client
-        .update_key(with_key(update, &admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .info
-        .unwrap();
+    let updated = api.update(update).await.info.unwrap();
     assert_eq!(updated.rate_limit, None);
     assert_eq!(updated.quota, Some(quota(1)));
     assert_eq!(
-        verify(&mut client, &issued.key, "").await.quota_remaining,
+        api.verify_from(&issued.key, &[], "").await.quota_remaining,
         Some(0)
     );
     assert_eq!(
-        reason(&verify(&mut client, &issued.key, "").await),
+        reason(&api.verify_from(&issued.key, &[], "").await),
         pb::Reason::QuotaExceeded
     );
 }

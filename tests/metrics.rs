@@ -7,7 +7,6 @@ mod common;
 use std::process::Stdio;
 
 use common::{TestApp, TestDb, config};
-use keyward::proto::v1::VerifyRequest;
 use tokio::io::AsyncWriteExt;
 
 async fn server() -> (TestApp, TestDb) {
@@ -15,14 +14,7 @@ async fn server() -> (TestApp, TestDb) {
     let app =
         TestApp::spawn_with(config(&db.url, &["--metrics-listen", "127.0.0.1:0"]), None).await;
     // One decision, so the decision series are there too.
-    app.client()
-        .await
-        .verify(VerifyRequest {
-            key: "not-a-key".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app.anonymous().await.verify("not-a-key", &[]).await;
     (app, db)
 }
 

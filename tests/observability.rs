@@ -6,10 +6,8 @@ mod common;
 
 use std::{
     collections::HashMap,
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex, mpsc},
-    time::Duration,
+    process::Command,
+    sync::{Arc, Mutex},
 };
 
 use envoy_types::{
@@ -18,7 +16,7 @@ use envoy_types::{
         AttributeContext, attribute_context, authorization_client::AuthorizationClient,
     },
 };
-use keyward::proto::v1::{self as pb, key_service_client::KeyServiceClient};
+use keyward::proto::v1 as pb;
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -30,9 +28,11 @@ use opentelemetry_proto::tonic::{
 use sha2::Digest as _;
 use tonic::{Request, Response, Status, metadata::MetadataValue, transport::Channel};
 
-use common::{TestDb, with_key};
-
-const BIN: &str = env!("CARGO_BIN_EXE_keyward");
+use common::{
+    TestDb,
+    client::Api,
+    process::{BIN, ServerProcess},
+};
 
 /// The collector: keeps every span it is sent.
 #[derive(Clone, Default)]
@@ -69,72 +69,6 @@ async fn start_collector() -> (Collector, std::net::SocketAddr) {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     (collector, addr)
-}
-
-struct Server {
-    child: Child,
-    grpc: String,
-    metrics: String,
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-fn start_server(db_url: &str, collector: std::net::SocketAddr) -> Server {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--log-format", "json", "--log", "debug"])
-        .env("KEYWARD_DATABASE_URL", db_url)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}"))
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("OTEL_SERVICE_NAME", "keyward-test")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let sink = logs.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
-                match event["message"].as_str() {
-                    Some("keyward listening") => {
-                        let _ = tx.send((
-                            "grpc",
-                            event["addr"].as_str().unwrap_or_default().to_owned(),
-                        ));
-                    }
-                    Some("metrics at /metrics") => {
-                        let _ = tx.send((
-                            "metrics",
-                            event["addr"].as_str().unwrap_or_default().to_owned(),
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let mut addrs = HashMap::new();
-    while addrs.len() < 2 {
-        let (kind, addr) = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server did not start");
-        addrs.insert(kind, addr);
-    }
-    Server {
-        child,
-        grpc: format!("http://{}", addrs["grpc"]),
-        metrics: format!("http://{}/metrics", addrs["metrics"]),
-        logs,
-    }
 }
 
 async fn scrape(url: &str) -> String {
@@ -199,7 +133,19 @@ fn text<'a>(span: &'a Span, key: &str) -> &'a str {
 async fn decisions_are_traced_counted_and_logged_without_secrets() {
     let db = TestDb::sqlite();
     let (collector, collector_addr) = start_collector().await;
-    let server = start_server(&db.url, collector_addr);
+    let server = ServerProcess::start_with_env(
+        &db,
+        &["--metrics-listen", "127.0.0.1:0", "--log", "debug"],
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://{collector_addr}"),
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+            ("OTEL_SERVICE_NAME", "keyward-test".into()),
+        ],
+    );
+    let metrics = format!("http://{}/metrics", server.metrics.unwrap());
     let admin = String::from_utf8(
         Command::new(BIN)
             .args(["admin", "bootstrap"])
@@ -212,28 +158,16 @@ async fn decisions_are_traced_counted_and_logged_without_secrets() {
     .trim()
     .to_owned();
 
-    let channel = Channel::from_shared(server.grpc.clone())
+    let channel = Channel::from_shared(server.url())
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let mut client = KeyServiceClient::new(channel.clone());
-    let issue = pb::IssueRequest {
-        project: "acme".into(),
-        label: "ci".into(),
-        scopes: vec!["orders:read".into()],
-        ..Default::default()
-    };
-    let issued = client
-        .issue(with_key(issue, &admin))
-        .await
-        .unwrap()
-        .into_inner();
-    let key = issued.key.clone();
-    let key_id = issued.info.unwrap().id;
+    let mut client = Api::over(server.url(), channel.clone(), admin.clone());
+    let (key, key_id) = client.issue_key("acme", "ci", &["orders:read"]).await;
     let unknown = keyward::key::format::generate("acme").into_exposed();
 
-    let before = scrape(&server.metrics).await;
+    let before = scrape(&metrics).await;
     // (presented key, required scope, expected decision, expected reason)
     let calls = [
         (key.as_str(), "orders:read", "allow", "ok"),
@@ -252,7 +186,7 @@ async fn decisions_are_traced_counted_and_logged_without_secrets() {
         request
             .metadata_mut()
             .insert("traceparent", MetadataValue::try_from(parent).unwrap());
-        let response = client.verify(request).await.unwrap().into_inner();
+        let response = client.grpc.verify(request).await.unwrap().into_inner();
         assert_eq!(response.allowed, *decision == "allow");
     }
     // The same through ext_authz: the trace context is in the checked
@@ -288,7 +222,7 @@ async fn decisions_are_traced_counted_and_logged_without_secrets() {
         };
         authz.check(request).await.unwrap();
     }
-    let after = scrape(&server.metrics).await;
+    let after = scrape(&metrics).await;
 
     // Counters moved by exactly the calls made.
     for (decision, reason, count) in [
@@ -337,11 +271,8 @@ async fn decisions_are_traced_counted_and_logged_without_secrets() {
     }
 
     // Stop: SIGTERM flushes the spans still batched.
-    let pid = server.child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let mut child = server.child;
-    assert!(child.wait().unwrap().success());
-    let logs = server.logs.lock().unwrap().join("\n");
+    let (clean_exit, logs) = server.terminate();
+    assert!(clean_exit);
 
     let spans = collector.spans.lock().unwrap().clone();
     let decisions: Vec<&Span> = spans

@@ -7,15 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use keyward::{
-    proto::v1::{self as pb, key_service_client::KeyServiceClient},
-    startup::Application,
-};
-use tonic::transport::Channel;
+use keyward::{proto::v1 as pb, startup::Application};
 
-use common::{TestApp, TestDb, config, pgbouncer::PgBouncer, with_key};
-
-type Client = KeyServiceClient<Channel>;
+use common::{TestApp, TestDb, client::Api, config, pgbouncer::PgBouncer};
 
 /// How soon a change must be seen by the other replica.
 const BOUND: Duration = Duration::from_secs(1);
@@ -34,16 +28,13 @@ struct Made {
     worst_revoke: Duration,
 }
 
-async fn verify(client: &mut Client, key: &str, scope: &str, made: &mut Made) -> pb::Reason {
-    let response = client
-        .verify(pb::VerifyRequest {
-            key: key.into(),
-            required_scopes: vec![scope.into()],
-            client_ip: String::new(),
-        })
-        .await
-        .expect("Verify fails")
-        .into_inner();
+async fn verify(client: &mut Api, key: &str, scope: &str, made: &mut Made) -> pb::Reason {
+    let request = pb::VerifyRequest {
+        key: key.into(),
+        required_scopes: vec![scope.into()],
+        client_ip: String::new(),
+    };
+    let response = client.try_verify(request).await.expect("Verify fails");
     if response.allowed {
         made.allowed += 1;
     } else {
@@ -54,7 +45,7 @@ async fn verify(client: &mut Client, key: &str, scope: &str, made: &mut Made) ->
 
 /// Verifies on `client` until the answer is `want`, for at most the bound.
 async fn until(
-    client: &mut Client,
+    client: &mut Api,
     key: &str,
     scope: &str,
     want: pb::Reason,
@@ -77,8 +68,8 @@ async fn until(
 /// One key's whole life, written on `a` and read on `b`.
 async fn key_life(a: String, b: String, admin: String, n: usize) -> Made {
     let mut made = Made::default();
-    let mut a = KeyServiceClient::connect(a).await.unwrap();
-    let mut b = KeyServiceClient::connect(b).await.unwrap();
+    let mut a = Api::connect(a, admin.clone()).await;
+    let mut b = Api::connect(b, admin).await;
     let label = format!("k{n}");
     let issue = pb::IssueRequest {
         project: "acme".into(),
@@ -86,7 +77,7 @@ async fn key_life(a: String, b: String, admin: String, n: usize) -> Made {
         scopes: vec!["orders:read".into()],
         ..Default::default()
     };
-    let issued = a.issue(with_key(issue, &admin)).await.unwrap().into_inner();
+    let issued = a.issue(issue).await;
     let id = issued.info.unwrap().id;
     assert_eq!(
         verify(&mut b, &issued.key, "orders:read", &mut made).await,
@@ -96,13 +87,7 @@ async fn key_life(a: String, b: String, admin: String, n: usize) -> Made {
         verify(&mut b, &issued.key, "orders:write", &mut made).await,
         pb::Reason::InsufficientScope
     );
-    let got = b
-        .get_key(with_key(pb::GetKeyRequest { key_id: id.clone() }, &admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .info
-        .unwrap();
+    let got = b.get_id(&id).await;
     assert_eq!(
         (got.label.as_str(), got.status()),
         (label.as_str(), pb::KeyStatus::Active)
@@ -116,11 +101,7 @@ async fn key_life(a: String, b: String, admin: String, n: usize) -> Made {
         }),
         ..Default::default()
     };
-    let updated = a
-        .update_key(with_key(update, &admin))
-        .await
-        .unwrap()
-        .into_inner();
+    let updated = a.update(update).await;
     assert_eq!(updated.info.unwrap().scopes.len(), 2);
     until(
         &mut b,
@@ -136,11 +117,7 @@ async fn key_life(a: String, b: String, admin: String, n: usize) -> Made {
         label: label.clone(),
         ..Default::default()
     };
-    let listed = b
-        .list_keys(with_key(list, &admin))
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = b.list(list).await;
     let ids: Vec<_> = listed.keys.iter().map(|k| k.id.as_str()).collect();
     assert_eq!(ids, [id.as_str()]);
 
@@ -151,11 +128,7 @@ async fn key_life(a: String, b: String, admin: String, n: usize) -> Made {
             nanos: 0,
         }),
     };
-    let rotated = a
-        .rotate(with_key(rotate, &admin))
-        .await
-        .unwrap()
-        .into_inner();
+    let rotated = a.rotate(rotate).await;
     let new_id = rotated.info.unwrap().id;
     assert_eq!(
         verify(&mut b, &rotated.key, "orders:write", &mut made).await,
@@ -174,11 +147,7 @@ async fn key_life(a: String, b: String, admin: String, n: usize) -> Made {
         key_id: new_id.clone(),
         reason: "pooler test".into(),
     };
-    let revoked = a
-        .revoke(with_key(revoke, &admin))
-        .await
-        .unwrap()
-        .into_inner();
+    let revoked = a.revoke(revoke).await;
     assert_eq!(revoked.info.unwrap().status(), pb::KeyStatus::Revoked);
     made.worst_revoke = until(
         &mut b,
@@ -194,7 +163,8 @@ async fn key_life(a: String, b: String, admin: String, n: usize) -> Made {
 /// Runs `lives` key lives at once (so statements of many clients share the
 /// pooler's few server connections), then checks GetUsage against the calls.
 async fn exercise(a: &TestApp, b: &TestApp, lives: usize) {
-    let admin = a.bootstrap().await;
+    let mut client = a.api().await;
+    let admin = client.admin.clone();
     let tasks: Vec<_> = (0..lives)
         .map(|n| tokio::spawn(key_life(a.url(), b.url(), admin.clone(), n)))
         .collect();
@@ -209,7 +179,6 @@ async fn exercise(a: &TestApp, b: &TestApp, lives: usize) {
         "pooler: {lives} key lives, {} allowed and {} denied calls; worst revoke on the other replica {:?}",
         made.allowed, made.denied, made.worst_revoke
     );
-    let mut client = a.client().await;
     let since = chrono::Utc::now() - chrono::Duration::hours(1);
     let started = Instant::now();
     loop {
@@ -221,11 +190,7 @@ async fn exercise(a: &TestApp, b: &TestApp, lives: usize) {
             }),
             ..Default::default()
         };
-        let usage = client
-            .get_usage(with_key(request, &admin))
-            .await
-            .unwrap()
-            .into_inner();
+        let usage = client.usage(request).await;
         let allowed: i64 = usage.series.iter().map(|p| p.allowed).sum();
         let denied: i64 = usage.series.iter().map(|p| p.denied).sum();
         if (allowed, denied) == (made.allowed, made.denied) {

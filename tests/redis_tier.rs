@@ -9,58 +9,46 @@ use std::{
     time::{Duration, Instant},
 };
 
-use keyward::proto::v1::{self as pb, key_service_client::KeyServiceClient};
-use tonic::{Code, transport::Channel};
+use keyward::proto::v1 as pb;
+use tonic::Code;
 
 use common::{
-    TestApp, TestDb, config,
+    TestApp, TestDb,
+    client::Api,
+    config,
     counting::CountingStore,
     proxy::Proxy,
     redis::{OwnRedis, namespace, shared},
-    with_key,
 };
 
-type Client = KeyServiceClient<Channel>;
-
-async fn issue(client: &mut Client, admin: &str, label: &str) -> (String, String) {
-    let request = pb::IssueRequest {
-        project: "acme".into(),
-        label: label.into(),
-        scopes: vec!["orders:read".into()],
-        ..Default::default()
-    };
-    let response = client
-        .issue(with_key(request, admin))
-        .await
-        .unwrap()
-        .into_inner();
-    (response.key, response.info.unwrap().id)
+async fn issue(api: &mut Api, label: &str) -> (String, String) {
+    api.issue_key("acme", label, &["orders:read"]).await
 }
 
-async fn verify(client: &mut Client, key: &str) -> Result<pb::VerifyResponse, tonic::Status> {
+async fn verify(api: &mut Api, key: &str) -> Result<pb::VerifyResponse, tonic::Status> {
     let request = pb::VerifyRequest {
         key: key.into(),
         required_scopes: vec!["orders:read".into()],
         client_ip: String::new(),
     };
-    client.verify(request).await.map(|r| r.into_inner())
+    api.try_verify(request).await
 }
 
-async fn allowed(client: &mut Client, key: &str) -> bool {
-    verify(client, key).await.unwrap().allowed
+async fn allowed(api: &mut Api, key: &str) -> bool {
+    verify(api, key).await.unwrap().allowed
 }
 
-async fn revoke(client: &mut Client, admin: &str, id: &str) -> Result<(), tonic::Status> {
+async fn revoke(api: &mut Api, id: &str) -> Result<(), tonic::Status> {
     let request = pb::RevokeRequest {
         key_id: id.into(),
         reason: "test".into(),
     };
-    client.revoke(with_key(request, admin)).await.map(|_| ())
+    api.try_revoke(request).await.map(|_| ())
 }
 
 /// Verifies until `key` sits in the replica's L1: a verify that overlaps the
 /// key's own "created" invalidation is deliberately not cached.
-async fn warm(client: &mut Client, keys: impl IntoIterator<Item = &String>) {
+async fn warm(client: &mut Api, keys: impl IntoIterator<Item = &String>) {
     let keys: Vec<&String> = keys.into_iter().collect();
     for key in &keys {
         assert!(allowed(client, key).await);
@@ -72,7 +60,7 @@ async fn warm(client: &mut Client, keys: impl IntoIterator<Item = &String>) {
 }
 
 /// Polls until `key` is denied on `client`; the time it took.
-async fn time_to_denial(client: &mut Client, key: &str, limit: Duration) -> Duration {
+async fn time_to_denial(client: &mut Api, key: &str, limit: Duration) -> Duration {
     let started = Instant::now();
     loop {
         if !allowed(client, key).await {
@@ -105,19 +93,19 @@ async fn revocation_lag(bus_label: &str, db: TestDb, redis: Option<String>) {
     let a = TestApp::spawn_with(config(&db.url, &args), None).await;
     let b = TestApp::spawn_with(config(&db.url, &args), None).await;
     assert_eq!(b.state.lookup.bus_kind(), bus_label);
-    let admin = a.bootstrap().await;
-    let (mut ca, mut cb) = (a.client().await, b.client().await);
+    let mut ca = a.api().await;
+    let mut cb = b.api_with(&ca.admin).await;
     // Let both replicas subscribe before the first write.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let mut keys = Vec::new();
     for i in 0..200 {
-        keys.push(issue(&mut ca, &admin, &format!("k{i}")).await);
+        keys.push(issue(&mut ca, &format!("k{i}")).await);
     }
     warm(&mut cb, keys.iter().map(|(k, _)| k)).await;
     let mut lags = Vec::new();
     for (key, id) in &keys {
-        revoke(&mut ca, &admin, id).await.unwrap();
+        revoke(&mut ca, id).await.unwrap();
         lags.push(time_to_denial(&mut cb, key, Duration::from_secs(5)).await);
     }
     lags.sort();
@@ -184,13 +172,13 @@ async fn with_the_bus_cut_a_revocation_reaches_b_within_the_bound() {
         None,
     )
     .await;
-    let admin = a.bootstrap().await;
-    let (mut ca, mut cb) = (a.client().await, b.client().await);
-    let (key, id) = issue(&mut ca, &admin, "ci").await;
+    let mut ca = a.api().await;
+    let mut cb = b.api_with(&ca.admin).await;
+    let (key, id) = issue(&mut ca, "ci").await;
     warm(&mut cb, [&key]).await;
 
     proxy.cut();
-    revoke(&mut ca, &admin, &id).await.unwrap();
+    revoke(&mut ca, &id).await.unwrap();
     let started = Instant::now();
     assert!(!allowed(&mut ca, &key).await, "A denies at once");
     // B, cut off from the bus, learns it from the outbox.
@@ -203,7 +191,7 @@ async fn with_the_bus_cut_a_revocation_reaches_b_within_the_bound() {
     assert!(lag <= Duration::from_secs(1), "{lag:?}");
 
     // Known keys keep working on B while its Redis is unreachable.
-    let (other, _) = issue(&mut ca, &admin, "other").await;
+    let (other, _) = issue(&mut ca, "other").await;
     assert!(allowed(&mut cb, &other).await);
 }
 
@@ -226,10 +214,10 @@ async fn redis_killed_mid_run_keeps_answers_correct() {
     ];
     let a = TestApp::spawn_with(config(&db.url, &args), None).await;
     let b = TestApp::spawn_with(config(&db.url, &args), None).await;
-    let admin = a.bootstrap().await;
-    let (mut ca, mut cb) = (a.client().await, b.client().await);
-    let (k1, id1) = issue(&mut ca, &admin, "k1").await;
-    let (k2, _) = issue(&mut ca, &admin, "k2").await;
+    let mut ca = a.api().await;
+    let mut cb = b.api_with(&ca.admin).await;
+    let (k1, id1) = issue(&mut ca, "k1").await;
+    let (k2, _) = issue(&mut ca, "k2").await;
     warm(&mut cb, [&k1, &k2]).await;
 
     redis.kill();
@@ -238,10 +226,10 @@ async fn redis_killed_mid_run_keeps_answers_correct() {
         assert!(allowed(client, &k2).await);
     }
     // Writes go on; A evicts at once, B (its bus gone) within its L1 TTL.
-    revoke(&mut ca, &admin, &id1).await.unwrap();
+    revoke(&mut ca, &id1).await.unwrap();
     assert!(!allowed(&mut ca, &k1).await);
     time_to_denial(&mut cb, &k1, Duration::from_secs(3)).await;
-    let (k3, _) = issue(&mut ca, &admin, "k3").await;
+    let (k3, _) = issue(&mut ca, "k3").await;
     assert!(
         allowed(&mut cb, &k3).await,
         "a key issued after the crash is read from Postgres"
@@ -290,11 +278,10 @@ async fn postgres_cut_answers_known_keys_only_within_max_staleness() {
         "500ms",
     ];
     let a = TestApp::spawn_with(config(&via_proxy, &args), None).await;
-    let admin = a.bootstrap().await;
-    let mut client = a.client().await;
+    let mut client = a.api().await;
     let mut keys = Vec::new();
     for i in 0..5 {
-        keys.push(issue(&mut client, &admin, &format!("k{i}")).await);
+        keys.push(issue(&mut client, &format!("k{i}")).await);
     }
     for (key, _) in &keys {
         assert!(allowed(&mut client, key).await);
@@ -317,18 +304,11 @@ async fn postgres_cut_answers_known_keys_only_within_max_staleness() {
         ..Default::default()
     };
     assert_eq!(
-        client
-            .issue(with_key(request, &admin))
-            .await
-            .unwrap_err()
-            .code(),
+        client.try_issue(request).await.unwrap_err().code(),
         Code::Unavailable
     );
     assert_eq!(
-        revoke(&mut client, &admin, &keys[0].1)
-            .await
-            .unwrap_err()
-            .code(),
+        revoke(&mut client, &keys[0].1).await.unwrap_err().code(),
         Code::Unavailable
     );
 
@@ -379,11 +359,10 @@ async fn a_cold_replica_reads_warmed_keys_from_redis_not_postgres() {
     let ns = namespace();
     let args = ["--namespace", &ns, "--redis-url", &redis];
     let a = TestApp::spawn_with(config(&db.url, &args), None).await;
-    let admin = a.bootstrap().await;
-    let mut ca = a.client().await;
+    let mut ca = a.api().await;
     let mut keys = Vec::new();
     for i in 0..100 {
-        keys.push(issue(&mut ca, &admin, &format!("k{i}")).await.0);
+        keys.push(issue(&mut ca, &format!("k{i}")).await.0);
     }
     for key in &keys {
         assert!(
@@ -394,7 +373,7 @@ async fn a_cold_replica_reads_warmed_keys_from_redis_not_postgres() {
 
     let store = CountingStore::new(db.store().await);
     let b = TestApp::spawn_with(config(&db.url, &args), Some(store.clone())).await;
-    let mut cb = b.client().await;
+    let mut cb = b.api_with(&ca.admin).await;
     let before = store.lookups();
     for key in &keys {
         assert!(allowed(&mut cb, key).await);
@@ -433,7 +412,7 @@ async fn a_flood_of_unknown_keys_reaches_postgres_once_per_digest() {
             .collect(),
     );
 
-    let flood = |app_client: Client| {
+    let flood = |app_client: Api| {
         let keys = keys.clone();
         async move {
             let mut tasks = Vec::new();
@@ -454,10 +433,10 @@ async fn a_flood_of_unknown_keys_reaches_postgres_once_per_digest() {
         }
     };
     let before_a = store_a.lookups();
-    flood(a.client().await).await;
+    flood(a.anonymous().await).await;
     let reads_a = store_a.lookups() - before_a;
     let before_b = store_b.lookups();
-    flood(b.client().await).await;
+    flood(b.anonymous().await).await;
     let reads_b = store_b.lookups() - before_b;
     println!(
         "flood: 500 unknown digests × 8 callers per replica: {reads_a} Postgres reads on A, {reads_b} on B"

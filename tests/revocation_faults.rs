@@ -22,17 +22,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use keyward::proto::v1::{self as pb, key_service_client::KeyServiceClient};
-use tonic::transport::Channel;
+use keyward::proto::v1 as pb;
 
 use common::{
-    TestApp, TestDb, config,
+    TestApp, TestDb,
+    client::Api,
+    config,
     proxy::Proxy,
     redis::{OwnRedis, namespace},
-    with_key,
 };
-
-type Client = KeyServiceClient<Channel>;
 
 const BOUND: Duration = Duration::from_secs(1);
 const KEYS: usize = 24;
@@ -96,13 +94,17 @@ impl Rig {
         };
         let a = TestApp::spawn_with(replica(&proxy_a), None).await;
         let b = TestApp::spawn_with(replica(&proxy_b), None).await;
-        let admin = a.bootstrap().await;
-        let mut client = a.client().await;
+        let mut client = a.api().await;
+        let admin = client.admin.clone();
         // Let both replicas subscribe before the first write.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut keys = Vec::new();
         for i in 0..KEYS {
-            keys.push(issue(&mut client, &admin, &format!("k{i}")).await);
+            keys.push(
+                client
+                    .issue_key("acme", &format!("k{i}"), &["orders:read"])
+                    .await,
+            );
         }
         let rig = Self {
             _db: db,
@@ -124,7 +126,7 @@ impl Rig {
     /// "created" invalidation is deliberately not kept, hence twice).
     async fn warm(&self) {
         for app in [&self.a, &self.b] {
-            let mut client = app.client().await;
+            let mut client = app.api_with(&self.admin).await;
             for _ in 0..2 {
                 for (key, _) in &self.keys {
                     assert!(allowed(&mut client, key).await.unwrap());
@@ -137,13 +139,13 @@ impl Rig {
     /// Revokes key `i` on replica A or B and notes when it returned OK.
     async fn revoke(&self, i: usize, on_b: bool) {
         let app = if on_b { &self.b } else { &self.a };
-        let mut client = app.client().await;
+        let mut client = app.api_with(&self.admin).await;
         let request = pb::RevokeRequest {
             key_id: self.keys[i].1.clone(),
             reason: "fault test".into(),
         };
         client
-            .revoke(with_key(request, &self.admin))
+            .try_revoke(request)
             .await
             .expect("revoke succeeds: Postgres is up");
         self.revoked.lock().unwrap().insert(i, Instant::now());
@@ -158,7 +160,7 @@ impl Rig {
                 let keys: Vec<String> = self.keys.iter().map(|(k, _)| k.clone()).collect();
                 let (revoked, done) = (self.revoked.clone(), done.clone());
                 tasks.push(tokio::spawn(async move {
-                    let mut client = KeyServiceClient::connect(url).await.unwrap();
+                    let mut client = Api::connect(url, String::new()).await;
                     (name, sweep(&mut client, &keys, &revoked, &done).await)
                 }));
             }
@@ -213,7 +215,7 @@ impl Rig {
 /// Verifies every key over and over (bounded by `done`, which `run` sets
 /// after a fixed time), timing each allow of a revoked key against its OK.
 async fn sweep(
-    client: &mut Client,
+    client: &mut Api,
     keys: &[String],
     revoked: &Mutex<HashMap<usize, Instant>>,
     done: &AtomicBool,
@@ -244,28 +246,13 @@ async fn sweep(
     tally
 }
 
-async fn issue(client: &mut Client, admin: &str, label: &str) -> (String, String) {
-    let request = pb::IssueRequest {
-        project: "acme".into(),
-        label: label.into(),
-        scopes: vec!["orders:read".into()],
-        ..Default::default()
-    };
-    let response = client
-        .issue(with_key(request, admin))
-        .await
-        .unwrap()
-        .into_inner();
-    (response.key, response.info.unwrap().id)
-}
-
-async fn allowed(client: &mut Client, key: &str) -> Result<bool, tonic::Status> {
+async fn allowed(client: &mut Api, key: &str) -> Result<bool, tonic::Status> {
     let request = pb::VerifyRequest {
         key: key.into(),
         required_scopes: vec!["orders:read".into()],
         client_ip: String::new(),
     };
-    client.verify(request).await.map(|r| r.into_inner().allowed)
+    client.try_verify(request).await.map(|r| r.allowed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

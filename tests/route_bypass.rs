@@ -12,7 +12,6 @@ use keyward::proto::v1 as pb;
 use common::{
     TestDb,
     check::{Keys, Req, check, denied, get, meta, ok, status},
-    with_key,
 };
 
 const RULES: &str = r#"
@@ -269,13 +268,7 @@ async fn ipv4_mapped_sources_match_ipv4_ranges_in_check_and_verify() {
             allowed_cidrs: vec![cidr.into()],
             ..Default::default()
         };
-        let key = keys
-            .grpc
-            .issue(with_key(request, &keys.admin))
-            .await
-            .unwrap()
-            .into_inner()
-            .key;
+        let key = keys.api.issue(request).await.key;
         issued.push(key);
     }
     let mut client = keys.authz().await;
@@ -301,16 +294,7 @@ async fn ipv4_mapped_sources_match_ipv4_ranges_in_check_and_verify() {
             ("10.1.2.3", true),
             ("::ffff:11.1.2.3", false),
         ] {
-            let response = keys
-                .grpc
-                .verify(pb::VerifyRequest {
-                    key: key.clone(),
-                    required_scopes: vec![],
-                    client_ip: ip.into(),
-                })
-                .await
-                .unwrap()
-                .into_inner();
+            let response = keys.api.verify_from(key, &[], ip).await;
             assert_eq!(response.allowed, allowed, "Verify from {ip}");
         }
     }

@@ -9,13 +9,11 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-use common::{TestApp, TestDb, with_key};
+use common::{TestApp, TestDb};
 use keyward::{
     key::format::{self, PATTERN, generate, prefix_for_project},
-    proto::v1::{self as pb, key_service_client::KeyServiceClient},
+    proto::v1 as pb,
 };
-
-type KeyClient = KeyServiceClient<tonic::transport::Channel>;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
 const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/scanners");
@@ -328,20 +326,6 @@ fn the_detect_secrets_plugin_reports_nothing_on_the_projects_sources() {
     }
 }
 
-async fn issue(client: &mut KeyClient, admin: &str, label: &str) -> (String, String) {
-    let request = pb::IssueRequest {
-        project: "acme".into(),
-        label: label.into(),
-        ..Default::default()
-    };
-    let issued = client
-        .issue(with_key(request, admin))
-        .await
-        .unwrap()
-        .into_inner();
-    (issued.key, issued.info.unwrap().id)
-}
-
 async fn scan_against(app: &TestApp, admin: &str, args: &[&str]) -> Output {
     let mut command = Command::new(BIN);
     command
@@ -358,15 +342,11 @@ async fn scan_against(app: &TestApp, admin: &str, args: &[&str]) -> Output {
 async fn check_names_each_key_and_revoke_revokes_only_the_live_ones() {
     let db = TestDb::sqlite();
     let app = TestApp::spawn(&db).await;
-    let admin = app.bootstrap().await;
-    let mut client = app.client().await;
-    let (live, live_id) = issue(&mut client, &admin, "live").await;
-    let (dead, dead_id) = issue(&mut client, &admin, "dead").await;
-    let revoke = pb::RevokeRequest {
-        key_id: dead_id.clone(),
-        reason: "rotated out".into(),
-    };
-    client.revoke(with_key(revoke, &admin)).await.unwrap();
+    let mut client = app.api().await;
+    let admin = client.admin.clone();
+    let (live, live_id) = client.issue_key("acme", "live", &[]).await;
+    let (dead, dead_id) = client.issue_key("acme", "dead", &[]).await;
+    client.revoke_id(&dead_id, "rotated out").await;
     let stranger = generate("acme").into_exposed();
 
     let dir = tempfile::tempdir().unwrap();
@@ -383,14 +363,7 @@ async fn check_names_each_key_and_revoke_revokes_only_the_live_ones() {
         format!("{path}:3: {} - unknown", hint(&stranger)),
     ]);
     assert_eq!(reported(&checked), expected);
-    let still = client
-        .verify(pb::VerifyRequest {
-            key: live.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let still = client.verify(&live, &[]).await;
     assert!(still.allowed, "--check alone revokes nothing");
 
     let revoked = scan_against(&app, &admin, &["--revoke", path]).await;
@@ -401,14 +374,7 @@ async fn check_names_each_key_and_revoke_revokes_only_the_live_ones() {
         (&live_id, format!("leaked: found at {path}:1")),
         (&dead_id, "rotated out".to_owned()),
     ] {
-        let get = pb::GetKeyRequest { key_id: id.clone() };
-        let info = client
-            .get_key(with_key(get, &admin))
-            .await
-            .unwrap()
-            .into_inner()
-            .info
-            .unwrap();
+        let info = client.get_id(id).await;
         assert_eq!(info.status, pb::KeyStatus::Revoked as i32);
         assert_eq!(info.revoke_reason, why);
     }

@@ -10,40 +10,10 @@ use std::{
 };
 
 use chrono::Utc;
-use keyward::proto::v1::{self as pb, key_service_client::KeyServiceClient};
-use tonic::{Code, transport::Channel};
+use keyward::proto::v1 as pb;
+use tonic::Code;
 
-use common::{TestApp, TestDb, config, with_key};
-
-type Client = KeyServiceClient<Channel>;
-
-async fn issue(client: &mut Client, admin: &str, label: &str, scopes: &[&str]) -> (String, String) {
-    let request = pb::IssueRequest {
-        project: "acme".into(),
-        label: label.into(),
-        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        ..Default::default()
-    };
-    let response = client
-        .issue(with_key(request, admin))
-        .await
-        .unwrap()
-        .into_inner();
-    (response.key, response.info.unwrap().id)
-}
-
-async fn verify(client: &mut Client, key: &str, scope: &str) -> pb::VerifyResponse {
-    let request = pb::VerifyRequest {
-        key: key.into(),
-        required_scopes: [scope]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .map(Into::into)
-            .collect(),
-        client_ip: String::new(),
-    };
-    client.verify(request).await.unwrap().into_inner()
-}
+use common::{TestApp, TestDb, client::Api, config};
 
 fn hour_ago() -> prost_types::Timestamp {
     let at = Utc::now() - chrono::Duration::hours(1);
@@ -53,20 +23,13 @@ fn hour_ago() -> prost_types::Timestamp {
     }
 }
 
-async fn usage(
-    client: &mut Client,
-    admin: &str,
-    request: pb::GetUsageRequest,
-) -> pb::GetUsageResponse {
+/// Usage over the last hour unless `request` says otherwise.
+async fn usage(api: &mut Api, request: pb::GetUsageRequest) -> pb::GetUsageResponse {
     let request = pb::GetUsageRequest {
         since: Some(hour_ago()),
         ..request
     };
-    client
-        .get_usage(with_key(request, admin))
-        .await
-        .unwrap()
-        .into_inner()
+    api.usage(request).await
 }
 
 /// (allowed, denied, denied by reason) summed over a series.
@@ -105,33 +68,33 @@ async fn stored_calls(db: &TestDb) -> i64 {
 async fn counts_match_calls(db: TestDb) {
     // Flushed by the test only.
     let app = TestApp::spawn_with(config(&db.url, &["--usage-flush-interval", "1h"]), None).await;
-    let admin = app.bootstrap().await;
-    let mut client = app.client().await;
-    let (a, a_id) = issue(&mut client, &admin, "a", &["orders:read"]).await;
-    let (b, b_id) = issue(&mut client, &admin, "b", &["orders:read"]).await;
+    let mut client = app.api().await;
+    let (a, a_id) = client.issue_key("acme", "a", &["orders:read"]).await;
+    let (b, b_id) = client.issue_key("acme", "b", &["orders:read"]).await;
 
     for _ in 0..7 {
-        assert!(verify(&mut client, &a, "orders:read").await.allowed);
+        assert!(client.verify(&a, &["orders:read"]).await.allowed);
     }
     for _ in 0..3 {
-        assert!(!verify(&mut client, &a, "orders:write").await.allowed);
+        assert!(!client.verify(&a, &["orders:write"]).await.allowed);
     }
     for _ in 0..2 {
-        assert!(verify(&mut client, &b, "orders:read").await.allowed);
+        assert!(client.verify(&b, &["orders:read"]).await.allowed);
     }
     let revoke = pb::RevokeRequest {
         key_id: b_id.clone(),
         reason: "test".into(),
     };
-    client.revoke(with_key(revoke, &admin)).await.unwrap();
+    client.try_revoke(revoke).await.unwrap();
     for _ in 0..4 {
-        assert!(!verify(&mut client, &b, "orders:read").await.allowed);
+        assert!(!client.verify(&b, &["orders:read"]).await.allowed);
     }
     // Unknown keys belong to no key: not counted.
     for _ in 0..5 {
         let stranger = keyward::key::format::generate("acme");
         assert!(
-            !verify(&mut client, stranger.expose(), "orders:read")
+            !client
+                .verify(stranger.expose(), &["orders:read"])
                 .await
                 .allowed
         );
@@ -151,7 +114,6 @@ async fn counts_match_calls(db: TestDb) {
     });
     let by_key = usage(
         &mut client,
-        &admin,
         pb::GetUsageRequest {
             key_id: a_id.clone(),
             bucket,
@@ -171,7 +133,6 @@ async fn counts_match_calls(db: TestDb) {
 
     let project = usage(
         &mut client,
-        &admin,
         pb::GetUsageRequest {
             project: "acme".into(),
             ..Default::default()
@@ -199,15 +160,10 @@ async fn counts_match_calls(db: TestDb) {
     );
 
     let info = client
-        .get_key(with_key(
-            pb::GetKeyRequest {
-                key_id: a_id.clone(),
-            },
-            &admin,
-        ))
+        .get(pb::GetKeyRequest {
+            key_id: a_id.clone(),
+        })
         .await
-        .unwrap()
-        .into_inner()
         .info
         .unwrap();
     let used = info.last_used_at.expect("last_used_at is set by the flush");
@@ -237,11 +193,7 @@ async fn counts_match_calls(db: TestDb) {
         }),
         ..Default::default()
     };
-    let hourly = client
-        .get_usage(with_key(hourly, &admin))
-        .await
-        .unwrap()
-        .into_inner();
+    let hourly = client.usage(hourly).await;
     assert_eq!(hourly.series.len(), 2, "{hourly:?}");
     let (allowed, denied, _) = totals(&hourly);
     assert_eq!((allowed, denied), (9, 7));
@@ -255,7 +207,7 @@ async fn counts_match_calls(db: TestDb) {
         project: "acme".into(),
         ..Default::default()
     };
-    let status = client.get_usage(with_key(both, &admin)).await.unwrap_err();
+    let status = client.try_usage(both).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().starts_with("key_id"), "{status:?}");
     let odd_bucket = pb::GetUsageRequest {
@@ -266,21 +218,16 @@ async fn counts_match_calls(db: TestDb) {
         }),
         ..Default::default()
     };
-    let status = client
-        .get_usage(with_key(odd_bucket, &admin))
-        .await
-        .unwrap_err();
+    let status = client.try_usage(odd_bucket).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     let unknown = pb::GetUsageRequest {
         key_id: keyward::key::KeyId::generate().to_string(),
         ..Default::default()
     };
-    let status = client
-        .get_usage(with_key(unknown, &admin))
-        .await
-        .unwrap_err();
+    let status = client.try_usage(unknown).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     let status = client
+        .grpc
         .get_usage(pb::GetUsageRequest {
             project: "acme".into(),
             ..Default::default()
@@ -303,15 +250,14 @@ async fn two_replicas_write_every_call_once() {
     let args = ["--usage-flush-interval", "200ms"];
     let a = TestApp::spawn_with(config(&db.url, &args), None).await;
     let b = TestApp::spawn_with(config(&db.url, &args), None).await;
-    let admin = a.bootstrap().await;
-    let mut client = a.client().await;
-    let (key, _) = issue(&mut client, &admin, "shared", &["orders:read"]).await;
+    let mut client = a.api().await;
+    let (key, _) = client.issue_key("acme", "shared", &["orders:read"]).await;
 
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (i, app) in [&a, &b].into_iter().enumerate() {
         for _ in 0..4 {
-            let mut client = app.client().await;
+            let mut client = app.anonymous().await;
             let key = key.clone();
             tasks.push(tokio::spawn(async move {
                 for n in 0..150 {
@@ -321,7 +267,7 @@ async fn two_replicas_write_every_call_once() {
                     } else {
                         "orders:read"
                     };
-                    verify(&mut client, &key, scope).await;
+                    client.verify(&key, &[scope]).await;
                 }
             }));
         }
@@ -353,21 +299,21 @@ async fn kill_9_loses_at_most_one_flush_interval() {
     let Some(db) = TestDb::postgres().await else {
         return;
     };
-    let admin = common::envoy::bootstrap(&db.url);
+    let admin = common::process::bootstrap(&db);
     let mut server = common::envoy::Keyward::start_with(
         &db.url,
         &[OsStr::new("--usage-flush-interval"), OsStr::new("1s")],
     );
-    let mut client = KeyServiceClient::connect(server.url()).await.unwrap();
-    let (key, _) = issue(&mut client, &admin, "crash", &[]).await;
+    let mut client = Api::connect(server.url(), admin).await;
+    let (key, _) = client.issue_key("acme", "crash", &[]).await;
 
     for _ in 0..200 {
-        verify(&mut client, &key, "").await;
+        client.verify(&key, &[]).await;
     }
     // Two intervals: at least one whole flush runs after the first 200.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     for _ in 0..100 {
-        verify(&mut client, &key, "").await;
+        client.verify(&key, &[]).await;
     }
     server.proc.kill();
     let stored = stored_calls(&db).await;
@@ -392,12 +338,12 @@ async fn replicas_stopped_together_lose_no_call() {
     // No periodic flush during a round: the last flush writes everything.
     let args = ["--usage-flush-interval", "1h"];
     let setup = TestApp::spawn_with(config(&db.url, &args), None).await;
-    let admin = setup.bootstrap().await;
-    let mut client = setup.client().await;
+    let mut client = setup.api().await;
     let mut keys = Vec::new();
     for n in 0..KEYS {
         keys.push(
-            issue(&mut client, &admin, &format!("k{n}"), &["orders:read"])
+            client
+                .issue_key("acme", &format!("k{n}"), &["orders:read"])
                 .await
                 .0,
         );
@@ -413,7 +359,7 @@ async fn replicas_stopped_together_lose_no_call() {
         }
         let mut tasks = Vec::new();
         for app in &apps {
-            let mut client = app.client().await;
+            let mut client = app.anonymous().await;
             let keys = keys.clone();
             tasks.push(tokio::spawn(async move {
                 // Each replica walks the keys from a different place, so the
@@ -421,7 +367,7 @@ async fn replicas_stopped_together_lose_no_call() {
                 let mut calls = 0i64;
                 for key in keys.iter().cycle().skip(round * 7).take(KEYS) {
                     for scope in ["orders:read", "orders:read", "orders:write"] {
-                        verify(&mut client, key, scope).await;
+                        client.verify(key, &[scope]).await;
                         calls += 1;
                     }
                 }

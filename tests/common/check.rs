@@ -15,10 +15,9 @@ use envoy_types::{
         google::protobuf::value::Kind,
     },
 };
-use keyward::proto::v1 as pb;
 use tonic::{Code, transport::Channel};
 
-use super::{TestApp, TestDb, with_key};
+use super::{TestApp, TestDb, client::Api};
 
 type Client = AuthorizationClient<Channel>;
 
@@ -159,8 +158,7 @@ pub fn meta(response: &CheckResponse, field: &str) -> Option<String> {
 
 pub struct Keys {
     pub app: TestApp,
-    pub admin: String,
-    pub grpc: keyward::proto::v1::key_service_client::KeyServiceClient<Channel>,
+    pub api: Api,
     pub _config: tempfile::TempDir,
 }
 
@@ -175,56 +173,29 @@ impl Keys {
         std::fs::write(&path, config_toml).unwrap();
         let config = super::config(&db.url, &["--config", path.to_str().unwrap()]);
         let app = TestApp::spawn_with(config, store).await;
-        let admin = app.bootstrap().await;
-        let grpc = app.client().await;
+        let api = app.api().await;
         Self {
             app,
-            admin,
-            grpc,
+            api,
             _config: dir,
         }
     }
 
     pub async fn authz(&self) -> Client {
-        AuthorizationClient::connect(self.app.url()).await.unwrap()
+        self.api.authz().await
     }
 
+    /// Issues an `acme` key: (secret, id).
     pub async fn issue(
         &mut self,
         label: &str,
         scopes: &[&str],
         expires_in: Option<Duration>,
     ) -> (String, String) {
-        let request = pb::IssueRequest {
-            project: "acme".into(),
-            label: label.into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            expires_at: expires_in.map(|d| {
-                let at = chrono::Utc::now() + d;
-                prost_types::Timestamp {
-                    seconds: at.timestamp(),
-                    nanos: at.timestamp_subsec_nanos() as i32,
-                }
-            }),
-            ..Default::default()
-        };
-        let issued = self
-            .grpc
-            .issue(with_key(request, &self.admin))
-            .await
-            .unwrap()
-            .into_inner();
-        (issued.key, issued.info.unwrap().id)
+        self.api.issue_expiring(label, scopes, expires_in).await
     }
 
     pub async fn revoke(&mut self, id: &str) {
-        let request = pb::RevokeRequest {
-            key_id: id.into(),
-            reason: "test".into(),
-        };
-        self.grpc
-            .revoke(with_key(request, &self.admin))
-            .await
-            .unwrap();
+        self.api.revoke_id(id, "test").await;
     }
 }

@@ -422,21 +422,6 @@ fn dechunk(mut rest: &str) -> String {
     body
 }
 
-/// Writes an all-projects admin key with `keyward admin bootstrap`.
-pub fn bootstrap(db_url: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["admin", "bootstrap"])
-        .env("KEYWARD_DATABASE_URL", db_url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 pub fn example(name: &str) -> PathBuf {
     Path::new(EXAMPLES).join(name)
 }

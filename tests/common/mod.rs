@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod check;
+pub mod client;
 pub mod counting;
 pub mod envoy;
 pub mod pgbouncer;
@@ -14,12 +15,10 @@ use std::{sync::Arc, time::Duration};
 
 use keyward::{
     config::Config,
-    proto::v1::key_service_client::KeyServiceClient,
     startup::{Application, State},
     store::KeyStore,
 };
 use tokio::{sync::oneshot, task::JoinHandle};
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -230,8 +229,21 @@ impl TestApp {
         format!("http://{}", self.addr)
     }
 
-    pub async fn client(&self) -> KeyServiceClient<Channel> {
-        KeyServiceClient::connect(self.url()).await.unwrap()
+    /// A client whose admin calls carry a freshly bootstrapped admin key.
+    pub async fn api(&self) -> client::Api {
+        let admin = self.bootstrap().await;
+        client::Api::connect(self.url(), admin).await
+    }
+
+    /// A client whose admin calls carry `admin` (a key another replica of
+    /// the same store bootstrapped, say).
+    pub async fn api_with(&self, admin: &str) -> client::Api {
+        client::Api::connect(self.url(), admin).await
+    }
+
+    /// A client without an admin key: Verify and Check need none.
+    pub async fn anonymous(&self) -> client::Api {
+        self.api_with("").await
     }
 
     /// Writes an all-projects admin key, as `keyward admin bootstrap` does.
@@ -271,14 +283,6 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
-}
-
-/// A request carrying `authorization: Bearer <key>`.
-pub fn with_key<T>(message: T, key: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    let value: MetadataValue<_> = format!("Bearer {key}").parse().unwrap();
-    request.metadata_mut().insert("authorization", value);
-    request
 }
 
 /// Everything the database holds, as text: the raw SQLite files (WAL
