@@ -2,7 +2,7 @@
 //!
 //! Postgres is for production; SQLite is the embedded default so that
 //! `keyward serve` runs with nothing installed. Both run the same behaviour
-//! suite (`tests/store_behaviour.rs`). Every admin write commits together with
+//! suite (`tests/store_behaviour/`). Every admin write commits together with
 //! its audit event, or not at all.
 
 mod batch;
