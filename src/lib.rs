@@ -30,6 +30,7 @@ pub mod config;
 pub mod decision;
 pub mod error;
 pub mod grpc;
+pub mod http;
 pub mod key;
 pub mod limit;
 pub mod listen;

@@ -5,8 +5,12 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
+use tonic::{server::NamedService, service::Routes};
 use tonic_health::ServingStatus;
+use tonic_reflection::pb::{
+    v1::server_reflection_server::ServerReflectionServer,
+    v1alpha::server_reflection_server::ServerReflectionServer as ServerReflectionServerV1Alpha,
+};
 
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio_util::sync::CancellationToken;
@@ -24,9 +28,10 @@ use crate::{
         ext_authz::{self, ExtAuthzService},
         key_service::KeyServiceImpl,
     },
+    http,
     limit::{Limiter, RedisLimiter},
     proto::{self, v1::key_service_server::KeyServiceServer},
-    serve::{self, Limits, Transport},
+    serve::{self, Handlers, Limits, Transport},
     store::{self, KeyStore, Pooler, TimeoutStore},
     telemetry,
     tls::ServerTls,
@@ -311,12 +316,26 @@ impl Application {
             Some(_) => "on",
         };
         tracing::info!(addr = %self.local_addr, bus = self.state.lookup.bus_kind(), tls = tls_mode, "keyward listening");
+        let grpc_services = [
+            <tonic_health::pb::health_server::HealthServer<()> as NamedService>::NAME,
+            <ServerReflectionServer<()> as NamedService>::NAME,
+            <ServerReflectionServerV1Alpha<()> as NamedService>::NAME,
+            <KeyServiceServer<KeyServiceImpl> as NamedService>::NAME,
+            <AuthorizationServer<ExtAuthzService> as NamedService>::NAME,
+        ];
         let routes = Routes::new(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1alpha.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(key_service)
             .add_service(ext_authz)
             .prepare();
+        // The HTTP side of the port: each endpoint is mounted here, once.
+        let http = http::Router::new();
+        let handlers = Handlers {
+            grpc: routes,
+            grpc_services: grpc_services.as_slice().into(),
+            http,
+        };
         let transport = match &self.tls {
             None => Transport::Plaintext,
             Some(tls) => {
@@ -325,7 +344,7 @@ impl Application {
             }
         };
         let limits = self.limits;
-        let server = serve::serve(self.listener, transport, routes, &limits, signal);
+        let server = serve::serve(self.listener, transport, handlers, &limits, signal);
         let drain_timeout = self.drain_timeout;
         let deadline = async move {
             if draining_rx.await.is_ok() {

@@ -3,9 +3,9 @@
 //! or the drain deadline passes.
 //!
 //! Transport-generic: anything `AsyncRead + AsyncWrite` that tonic can read
-//! an address from. The builder is hyper-util's `auto` one, held to HTTP/2
-//! today; HTTP/1.1 routes on the same port can turn it on without changing
-//! this file.
+//! an address from. The builder is hyper-util's `auto` one: HTTP/2 (with
+//! prior knowledge in cleartext, or by ALPN with TLS) and HTTP/1.1, told
+//! apart by the connection preface.
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,9 +19,9 @@ use tokio::{
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
-use tonic::{service::Routes, transport::server::Connected};
+use tonic::transport::server::Connected;
 
-use super::{Limits, activity::Activity, call::Calls};
+use super::{Limits, activity::Activity, call::Calls, handlers::Handlers};
 
 /// How long a closing connection that never made a call is given to send
 /// its GOAWAY before it is dropped.
@@ -30,15 +30,15 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// What every connection of one server shares.
 pub struct Shared {
     builder: auto::Builder<TokioExecutor>,
-    routes: Routes,
+    handlers: Handlers,
     in_flight: Arc<Semaphore>,
     request_timeout: Duration,
     idle_timeout: Duration,
 }
 
 impl Shared {
-    pub fn new(routes: Routes, limits: &Limits) -> Self {
-        let mut builder = auto::Builder::new(TokioExecutor::new()).http2_only();
+    pub fn new(handlers: Handlers, limits: &Limits) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http2()
             .timer(TokioTimer::new())
@@ -49,14 +49,16 @@ impl Shared {
             .max_header_list_size(limits.http2_max_header_list_size)
             .keep_alive_interval(limits.http2_keepalive_interval)
             .keep_alive_timeout(limits.http2_keepalive_timeout);
-        // For when HTTP/1.1 is served too: hyper only enforces it with a timer.
+        // hyper only enforces the header-read timeout with a timer. The
+        // buffer bounds one request's head as HTTP/2 bounds its header list.
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout);
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.http1_max_buf_size());
         Self {
             builder,
-            routes,
+            handlers,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
             request_timeout: limits.request_timeout,
             idle_timeout: limits.idle_timeout,
@@ -77,7 +79,7 @@ pub async fn serve<IO>(
 {
     let activity = Arc::new(Activity::default());
     let calls = Calls {
-        routes: shared.routes.clone(),
+        handlers: shared.handlers.clone(),
         connect_info: io.connect_info(),
         in_flight: shared.in_flight.clone(),
         activity: activity.clone(),

@@ -121,6 +121,14 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The read buffer of an HTTP/1.1 connection, which bounds its request
+    /// head as `--http2-max-header-list-size` bounds an HTTP/2 one (hyper
+    /// takes no less than 8 KiB). One HTTP/1.1 request is read at a time,
+    /// so the bounds below hold for it too.
+    pub fn http1_max_buf_size(&self) -> usize {
+        (self.http2_max_header_list_size as usize).max(8192)
+    }
+
     /// Request bytes one connection can make the server buffer before any
     /// handler reads them: its connection window plus a full header block
     /// on every stream it may open.

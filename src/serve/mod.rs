@@ -1,13 +1,14 @@
-//! The gRPC port: accepting connections, bounding what each may hold, and
-//! serving them with hyper.
+//! The main port: accepting connections, bounding what each may hold, and
+//! serving gRPC and HTTP on them with hyper.
 //!
 //! - [`limits`]: the settings (`--max-connections`, timeouts, HTTP/2
 //!   windows...), one flag and `KEYWARD_*` variable each.
 //! - [`accept`]: the one accept loop, plaintext or TLS, with backoff on
 //!   listener errors and connections past the limit closed at once.
 //! - `connection`: one connection, closed when idle, drained on shutdown.
-//! - `call`: one call: shed past the in-flight limit, body deadline, the
-//!   client's address for the handlers, panics caught.
+//! - `call`: one call: classified, shed past the in-flight limit, body
+//!   deadline, the client's address for the handlers, panics caught.
+//! - [`handlers`]: tonic's routes and the HTTP router it is sent to.
 //!
 //! Metrics: `keyward_accept_errors_total`, `keyward_connections_refused_total`,
 //! `keyward_connections_idle_closed_total`, `keyward_calls_shed_total`,
@@ -21,38 +22,38 @@ mod activity;
 mod call;
 mod connection;
 mod deadline;
+pub mod handlers;
 pub mod limits;
 mod panic;
 mod refusal;
 
 use std::{future::Future, sync::Arc};
 
-use tokio::{net::TcpListener, sync::Semaphore};
-use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
-
+pub use handlers::Handlers;
 pub use limits::Limits;
 pub use refusal::Refusal;
+use tokio::{net::TcpListener, sync::Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::tls::{self, ReloadingConfig};
 
 use connection::Shared;
 
-/// How accepted TCP connections are turned into HTTP/2 ones.
+/// How accepted TCP connections are turned into HTTP ones.
 #[derive(Clone)]
 pub enum Transport {
     Plaintext,
     Tls(Arc<ReloadingConfig>),
 }
 
-/// Serves `routes` on `listener` until `shutdown` completes; then stops
+/// Serves `handlers` on `listener` until `shutdown` completes; then stops
 /// accepting (closing the listening socket), asks every connection to
 /// finish its calls, and returns once all have closed. Dropping the
 /// returned future (the drain deadline) drops every connection with it.
 pub async fn serve(
     listener: TcpListener,
     transport: Transport,
-    routes: Routes,
+    handlers: Handlers,
     limits: &Limits,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -63,7 +64,7 @@ pub async fn serve(
         buffered_bytes_total = limits.total_buffer_bound(),
         "resource limits"
     );
-    let shared = Arc::new(Shared::new(routes, limits));
+    let shared = Arc::new(Shared::new(handlers, limits));
     let connections = Arc::new(Semaphore::new(limits.max_connections as usize));
     let drain = CancellationToken::new();
     let abort = CancellationToken::new();

@@ -1,5 +1,5 @@
-//! A panic inside a handler becomes an INTERNAL status on that one call:
-//! never a reset stream, never a dead connection task. Counted in
+//! A panic inside a handler becomes an INTERNAL status (`500` for HTTP) on
+//! that one call: never a reset stream, never a dead connection task. Counted in
 //! `keyward_handler_panics_total`.
 
 use std::{
@@ -10,13 +10,14 @@ use std::{
 
 use futures_util::FutureExt;
 use http::Response;
-use tonic::{Status, body::Body};
+use tonic::body::Body;
 
-use super::Refusal;
+use super::{Refusal, handlers::refusal_response};
+use crate::http::Kind;
 
 /// Runs `call` and the future it returns, answering INTERNAL if either
 /// panics. `path` names the RPC in the log (never a header or a body).
-pub async fn catch_panic<F>(path: &str, call: impl FnOnce() -> F) -> Response<Body>
+pub async fn catch_panic<F>(path: &str, kind: Kind, call: impl FnOnce() -> F) -> Response<Body>
 where
     F: Future<Output = Result<Response<Body>, Infallible>>,
 {
@@ -38,7 +39,7 @@ where
                 rpc = path,
                 "a handler panicked; the call was answered INTERNAL"
             );
-            Status::from(Refusal::Panicked).into_http()
+            refusal_response(kind, Refusal::Panicked)
         }
     }
 }
@@ -46,7 +47,7 @@ where
 #[cfg(test)]
 mod tests {
     use metrics_exporter_prometheus::PrometheusBuilder;
-    use tonic::Code;
+    use tonic::{Code, Status};
 
     use super::*;
 
@@ -75,7 +76,7 @@ mod tests {
         metrics::with_local_recorder(&recorder, || {
             runtime.block_on(async {
                 // A panic while polling, after an await point.
-                let polled = catch_panic("/t/Async", || async {
+                let polled = catch_panic("/t/Async", Kind::Grpc, || async {
                     tokio::task::yield_now().await;
                     panic!("boom");
                     #[allow(unreachable_code)]
@@ -84,11 +85,13 @@ mod tests {
                 .await;
                 assert_eq!(code(&polled), Code::Internal);
                 // A panic in the call itself, before any future exists.
-                let called =
-                    catch_panic("/t/Sync", || -> std::future::Ready<_> { panic!("boom") }).await;
+                let called = catch_panic("/t/Sync", Kind::Grpc, || -> std::future::Ready<_> {
+                    panic!("boom")
+                })
+                .await;
                 assert_eq!(code(&called), Code::Internal);
                 // The next call is served as if nothing happened.
-                let fine = catch_panic("/t/Ok", ok).await;
+                let fine = catch_panic("/t/Ok", Kind::Grpc, ok).await;
                 assert_eq!(code(&fine), Code::Ok);
             })
         });

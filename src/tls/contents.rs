@@ -79,9 +79,10 @@ impl Contents {
             _ => builder.with_no_client_auth(),
         };
         let mut config = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
-        // gRPC is HTTP/2 only; tonic clients refuse a server that does not
-        // select h2.
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        // h2 first: gRPC is HTTP/2 only, and tonic clients refuse a server
+        // that does not select it. HTTP/1.1 for the HTTP endpoints' clients
+        // (gateways' forward auth, browsers, curl --http1.1).
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
 }

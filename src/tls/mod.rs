@@ -140,7 +140,10 @@ mod tests {
         };
         let tls = ServerTls::load(files, Duration::from_secs(10)).unwrap();
         assert!(tls.mutual());
-        assert_eq!(tls.config().current().alpn_protocols, vec![b"h2".to_vec()]);
+        assert_eq!(
+            tls.config().current().alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
     }
 
     #[test]

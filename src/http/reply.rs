@@ -1,0 +1,32 @@
+//! Small HTTP answers with a plain-text body, for refusals that have no
+//! richer shape (an endpoint with its own error format, like Connect's
+//! JSON errors, builds its own).
+
+use http::{HeaderValue, Response, StatusCode, header};
+use tonic::body::Body;
+
+use super::HttpResponse;
+
+/// `status` with `message` as a plain-text body.
+pub fn text(status: StatusCode, message: &'static str) -> HttpResponse {
+    let mut response = Response::new(Body::new(http_body_util::Full::new(
+        bytes::Bytes::from_static(message.as_bytes()),
+    )));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+pub fn not_found() -> HttpResponse {
+    text(StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// `status` with no body at all.
+pub fn empty(status: StatusCode) -> HttpResponse {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    response
+}
