@@ -5,7 +5,9 @@
 use http::{HeaderValue, Response, StatusCode, header};
 use tonic::body::Body;
 
-use super::HttpResponse;
+/// Spelled out rather than imported from the router, which uses these
+/// answers: the two modules must not import each other.
+type HttpResponse = Response<Body>;
 
 /// `status` with `message` as a plain-text body.
 pub fn text(status: StatusCode, message: &'static str) -> HttpResponse {
