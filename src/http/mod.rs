@@ -14,9 +14,12 @@
 //!   path before any normalisation.
 //! - [`reply`]: small responses (`404`, `503`...) with no body to parse.
 //! - [`body`]: reading a request body within a size limit.
+//! - [`authz`]: forward auth for gateways (`/authz/envoy/…`,
+//!   `/authz/nginx`, `/authz/forwarded`).
 //! - [`status`]: the one place a gRPC code or a transport refusal becomes
 //!   an HTTP status.
 
+pub mod authz;
 pub mod body;
 pub mod kind;
 pub mod reply;

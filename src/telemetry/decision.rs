@@ -42,7 +42,7 @@ impl Observed {
                 rpc.grpc.status_code = Empty, otel.status_code = Empty,
                 keyward.decision = Empty, keyward.reason = Empty, keyward.key_id = Empty,
                 keyward.project = Empty, keyward.cache = Empty, keyward.required_scopes = Empty,
-                keyward.observe = Empty,
+                keyward.observe = Empty, keyward.http_mode = Empty,
             ),
         };
         if otel::enabled()

@@ -132,6 +132,21 @@ pub fn from_headers(headers: &HashMap<String, String>) -> Option<Context> {
     extract(&Headers(headers))
 }
 
+/// The caller's trace context from a forward-auth sub-request's headers,
+/// which gateways pass on from the original request.
+pub fn from_http_headers(headers: &http::HeaderMap) -> Option<Context> {
+    struct Headers<'a>(&'a http::HeaderMap);
+    impl Extractor for Headers<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|v| v.to_str().ok())
+        }
+        fn keys(&self) -> Vec<&str> {
+            Vec::new()
+        }
+    }
+    extract(&Headers(headers))
+}
+
 fn extract(carrier: &dyn Extractor) -> Option<Context> {
     carrier.get("traceparent")?;
     Some(TraceContextPropagator::new().extract(carrier))
