@@ -59,6 +59,11 @@ impl Lines {
         });
     }
 
+    /// Collects every line of `stream`.
+    pub fn follow_all(&self, stream: impl std::io::Read + Send + 'static) {
+        self.follow(stream, None);
+    }
+
     pub fn all(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
     }
@@ -206,8 +211,13 @@ pub struct Envoy {
 
 impl Envoy {
     pub async fn start(keyward_port: u16, upstream_port: u16) -> Self {
+        Self::start_file("envoy.yaml", keyward_port, upstream_port).await
+    }
+
+    /// Envoy running `examples/envoy/<file>` with its ports replaced.
+    pub async fn start_file(file: &str, keyward_port: u16, upstream_port: u16) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let template = std::fs::read_to_string(format!("{EXAMPLES}/envoy.yaml")).unwrap();
+        let template = std::fs::read_to_string(format!("{EXAMPLES}/{file}")).unwrap();
         let mut yaml = template.clone();
         for (from, to) in [
             ("port_value: 10000", 0),
@@ -215,10 +225,7 @@ impl Envoy {
             ("port_value: 8080", upstream_port),
             ("port_value: 9901", 0),
         ] {
-            assert!(
-                yaml.contains(from),
-                "examples/envoy/envoy.yaml lost `{from}`"
-            );
+            assert!(yaml.contains(from), "examples/envoy/{file} lost `{from}`");
             yaml = yaml.replace(from, &format!("port_value: {to}"));
         }
         let config = dir.path().join("envoy.yaml");
