@@ -330,7 +330,9 @@ impl Application {
             .add_service(ext_authz)
             .prepare();
         // The HTTP side of the port: each endpoint is mounted here, once.
-        let http = http::authz::mount(http::Router::new(), &self.state.authz);
+        let http = http::Router::new();
+        // Forward auth: /authz/envoy/…, /authz/nginx, /authz/forwarded.
+        let http = http::authz::mount(http, &self.state.authz);
         let handlers = Handlers {
             grpc: routes,
             grpc_services: grpc_services.as_slice().into(),

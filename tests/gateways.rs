@@ -160,6 +160,28 @@ async fn contract(name: &str, port: u16, backend: &mut Backend, limited: u16) {
     assert_eq!(r.status, limited, "{name}: {r:?}");
     assert!(r.header("retry-after").is_some(), "{name}: {r:?}");
 
+    // Each decision is logged as Check's are, with the reason.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let checks = backend.keyward.checks();
+        let allowed = checks
+            .iter()
+            .any(|e| e["decision"] == "allow" && e["key_id"] == reader_id.as_str());
+        let reasons: Vec<&str> = checks.iter().filter_map(|e| e["reason"].as_str()).collect();
+        if allowed
+            && ["revoked", "expired", "insufficient_scope"]
+                .iter()
+                .all(|r| reasons.contains(r))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name}: decisions logged: {reasons:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // keyward stopped: never a 200.
     backend.keyward.proc.kill();
     for _ in 0..3 {

@@ -4,11 +4,7 @@
 
 mod common;
 
-use std::{
-    collections::HashMap,
-    process::Command,
-    sync::{Arc, Mutex},
-};
+use std::{collections::HashMap, process::Command};
 
 use envoy_types::{
     ext_authz::v3::pb::CheckRequest,
@@ -17,59 +13,16 @@ use envoy_types::{
     },
 };
 use keyward::proto::v1 as pb;
-use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
-    },
-    common::v1::{AnyValue, any_value::Value},
-    trace::v1::Span,
-};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use sha2::Digest as _;
-use tonic::{Request, Response, Status, metadata::MetadataValue, transport::Channel};
+use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
 use common::{
     TestDb,
     client::Api,
+    otlp::{attribute, start_collector, text},
     process::{BIN, ServerProcess},
 };
-
-/// The collector: keeps every span it is sent.
-#[derive(Clone, Default)]
-struct Collector {
-    spans: Arc<Mutex<Vec<Span>>>,
-}
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let mut spans = self.spans.lock().unwrap();
-        for resource in request.into_inner().resource_spans {
-            for scope in resource.scope_spans {
-                spans.extend(scope.spans);
-            }
-        }
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
-async fn start_collector() -> (Collector, std::net::SocketAddr) {
-    let collector = Collector::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = TraceServiceServer::new(collector.clone());
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    (collector, addr)
-}
 
 async fn scrape(url: &str) -> String {
     // A minimal HTTP/1.1 GET: enough for a Prometheus text page.
@@ -112,21 +65,6 @@ fn traceparent(i: u32) -> (String, String, String) {
     let trace_id = format!("{:032x}", 0xabc0_0000_u128 + u128::from(i));
     let span_id = format!("{:016x}", 0x1000_u64 + u64::from(i));
     (format!("00-{trace_id}-{span_id}-01"), trace_id, span_id)
-}
-
-fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref())
-        .and_then(|v: &AnyValue| v.value.as_ref())
-}
-
-fn text<'a>(span: &'a Span, key: &str) -> &'a str {
-    match attribute(span, key) {
-        Some(Value::StringValue(s)) => s,
-        other => panic!("{key}: {other:?} in span {}", span.name),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
