@@ -6,6 +6,7 @@ pub mod check;
 pub mod client;
 pub mod counting;
 pub mod envoy;
+pub mod forward;
 pub mod gateway;
 pub mod otlp;
 pub mod pgbouncer;
