@@ -1,11 +1,16 @@
 //! An ext_authz server that allows every request and does nothing else: the
 //! ceiling Envoy's ext_authz path itself sets, for `bench/ext_authz/run`.
 //!
-//! `cargo run --release --example allow_all -- 127.0.0.1:50061 [--like-keyward]`
+//! `cargo run --release --example allow_all -- 127.0.0.1:50061 [--like-keyward | --http]`
 //!
 //! With `--like-keyward` it answers as keyward answers an allowed request
 //! (two identity headers set, the key header removed, five fields of dynamic
 //! metadata) without deciding anything: what that answer costs Envoy.
+//!
+//! With `--http` it is instead a forward-auth server (HTTP/1.1 and h2c with
+//! prior knowledge) answering every request `200` with the two identity
+//! headers keyward sets: the ceiling for Envoy's `http_service` and nginx's
+//! `auth_request`.
 
 use std::collections::HashMap;
 
@@ -82,11 +87,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .unwrap_or_else(|| "127.0.0.1:50061".to_owned())
         .parse()?;
-    let like_keyward = args.next().as_deref() == Some("--like-keyward");
+    let mode = args.next();
+    if mode.as_deref() == Some("--http") {
+        return serve_http(addr).await;
+    }
+    let like_keyward = mode.as_deref() == Some("--like-keyward");
     eprintln!("allow_all listening on {addr}");
     Server::builder()
         .add_service(AuthorizationServer::new(AllowAll { like_keyward }))
         .serve(addr)
         .await?;
     Ok(())
+}
+
+/// Every request allowed, over HTTP/1.1 or h2c, as keyward's forward auth
+/// answers an allowed one.
+async fn serve_http(addr: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    use hyper_util::{rt::TokioExecutor, rt::TokioIo, server::conn::auto::Builder};
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("allow_all (HTTP) listening on {addr}");
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(|_request| async {
+                let response = http::Response::builder()
+                    .header("x-keyward-key-id", "key_01JZ0000000000000000000000")
+                    .header("x-keyward-project", "bench")
+                    .body(http_body_util::Empty::<bytes::Bytes>::new());
+                Ok::<_, http::Error>(response?)
+            });
+            let _ = Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
