@@ -26,7 +26,7 @@ fn series(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_are_check_spans_with_the_mode_and_check_metrics() {
-    use common::otlp::{start_collector, text};
+    use common::otlp::{attribute, start_collector, text};
     let db = TestDb::sqlite();
     let (collector, collector_addr) = start_collector().await;
     let dir = tempfile::tempdir().unwrap();
@@ -97,6 +97,7 @@ async fn decisions_are_check_spans_with_the_mode_and_check_metrics() {
         );
         let name = format!("{mode:?}").to_ascii_lowercase();
         assert_eq!(text(span, "keyward.http_mode"), name);
+        assert!(attribute(span, "rpc.system").is_none(), "not a gRPC call");
         assert_eq!(text(span, "keyward.decision"), *decision);
         assert_eq!(text(span, "keyward.key_id"), key_id);
     }

@@ -42,9 +42,29 @@ impl Observed {
                 rpc.grpc.status_code = Empty, otel.status_code = Empty,
                 keyward.decision = Empty, keyward.reason = Empty, keyward.key_id = Empty,
                 keyward.project = Empty, keyward.cache = Empty, keyward.required_scopes = Empty,
-                keyward.observe = Empty, keyward.http_mode = Empty,
+                keyward.observe = Empty,
             ),
         };
+        Self::with_span(rpc, span, parent)
+    }
+
+    /// Starts the `keyward.check` span of a forward-auth sub-request: a
+    /// Check decision, over HTTP, with the endpoint's mode.
+    pub fn start_forward_auth(
+        mode: &'static str,
+        parent: impl FnOnce() -> Option<Context>,
+    ) -> Self {
+        let span = tracing::info_span!(
+            target: SPAN_TARGET, "keyward.check",
+            otel.kind = "server", keyward.http_mode = mode, otel.status_code = Empty,
+            keyward.decision = Empty, keyward.reason = Empty, keyward.key_id = Empty,
+            keyward.project = Empty, keyward.cache = Empty, keyward.required_scopes = Empty,
+            keyward.observe = Empty,
+        );
+        Self::with_span(Rpc::Check, span, parent)
+    }
+
+    fn with_span(rpc: Rpc, span: Span, parent: impl FnOnce() -> Option<Context>) -> Self {
         if otel::enabled()
             && !span.is_disabled()
             && let Some(parent) = parent()

@@ -22,7 +22,7 @@ use crate::{
     authz::{Authz, CheckInput, Fields},
     error::Error,
     http::{BoxResponse, Endpoint, HttpRequest, HttpResponse, Router},
-    telemetry::{decision::Observed, metrics::Rpc, otel},
+    telemetry::{decision::Observed, otel},
 };
 
 /// The endpoint of one [`Mode`].
@@ -75,8 +75,8 @@ async fn decide(authz: &Authz, mode: Mode, request: HttpRequest) -> HttpResponse
             return answer::failed(Error::invalid("original request", error.to_string()));
         }
     };
-    let observed = Observed::start(Rpc::Check, || otel::from_http_headers(&parts.headers));
-    observed.span().record("keyward.http_mode", mode.as_str());
+    let observed =
+        Observed::start_forward_auth(mode.as_str(), || otel::from_http_headers(&parts.headers));
     let headers = Headers::new(&parts.headers, mode.ignored());
     let input = CheckInput {
         method: original.method,
