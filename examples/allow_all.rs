@@ -111,11 +111,10 @@ async fn serve_http(addr: std::net::SocketAddr) -> Result<(), Box<dyn std::error
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(|_request| async {
-                let response = http::Response::builder()
+                http::Response::builder()
                     .header("x-keyward-key-id", "key_01JZ0000000000000000000000")
                     .header("x-keyward-project", "bench")
-                    .body(http_body_util::Empty::<bytes::Bytes>::new());
-                Ok::<_, http::Error>(response?)
+                    .body(http_body_util::Empty::<bytes::Bytes>::new())
             });
             let _ = Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
