@@ -285,7 +285,10 @@ impl KeyServiceImpl {
         }
         if !req.action.is_empty() {
             query.action = Some(AuditAction::parse(&req.action).ok_or_else(|| {
-                Error::invalid("action", "one of bootstrap, issue, revoke, rotate, update")
+                Error::invalid(
+                    "action",
+                    "one of bootstrap, issue, revoke, rotate, update, revoke_leaked",
+                )
             })?);
         }
         query.since = req
