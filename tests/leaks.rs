@@ -336,3 +336,25 @@ async fn the_report_leak_rpc_has_the_same_semantics_for_admins() {
     let refused = api.try_report_leak(many).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
 }
+
+#[test]
+fn config_check_reads_the_keys_file() {
+    let check = |path: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(["config", "check", "--leak-report-keys", path])
+            .env_clear()
+            .env("KEYWARD_DATABASE_URL", "sqlite:never-created.db")
+            .output()
+            .unwrap()
+    };
+    let good = KeysFile::trusting(&[&Reporter::new("a"), &Reporter::new("b")]);
+    let out = check(good.arg());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(", leak reports 2 keys"), "{stdout}");
+    let bad = KeysFile::with_text(r#"{"public_keys": [{"key_identifier": "k", "key": "x"}]}"#);
+    let out = check(bad.arg());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("key \"k\""), "{stderr}");
+}
