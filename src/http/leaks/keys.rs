@@ -65,13 +65,12 @@ struct KeysFile {
     public_keys: Vec<PublicKeyEntry>,
 }
 
+/// `is_current` and any other field are ignored: every listed key is
+/// trusted.
 #[derive(Deserialize)]
 struct PublicKeyEntry {
     key_identifier: String,
     key: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    is_current: bool,
 }
 
 /// The trusted keys, by identifier.
