@@ -77,22 +77,32 @@ async fn an_unreadable_or_untrusted_keys_file_stops_the_start() {
     }
 }
 
-/// Two replicas on one Postgres schema and Redis namespace: a signed report
-/// to A revokes the key, and B (whose L1 would keep it for a minute) denies
-/// it through the bus. Prints the lag over 20 reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signed_report_revokes_a_live_key_on_every_replica() {
+async fn a_signed_report_revokes_a_live_key_on_every_replica_over_redis() {
     let (Some(db), Some(redis)) = (TestDb::postgres().await, shared().await) else {
         return;
     };
+    reported_keys_are_denied_everywhere("redis", db, Some(redis)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_report_revokes_a_live_key_on_every_replica_over_postgres_notify() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    reported_keys_are_denied_everywhere("postgres", db, None).await;
+}
+
+/// Two replicas on one Postgres schema (and Redis namespace): a signed
+/// report to A revokes the key, and B (whose L1 would keep it for a minute)
+/// denies it through the bus. Prints the lag over 20 reports.
+async fn reported_keys_are_denied_everywhere(bus: &str, db: TestDb, redis: Option<String>) {
     let reporter = Reporter::new("stranger-2026");
     let keys = KeysFile::trusting(&[&Reporter::new("retired"), &reporter]);
     let ns = namespace();
-    let args = [
+    let mut args = vec![
         "--namespace",
         &ns,
-        "--redis-url",
-        &redis,
         "--l1-ttl",
         "60s",
         "--max-staleness",
@@ -100,8 +110,12 @@ async fn a_signed_report_revokes_a_live_key_on_every_replica() {
         "--metrics-listen",
         "127.0.0.1:0",
     ];
+    if let Some(url) = &redis {
+        args.extend(["--redis-url", url]);
+    }
     let a = with_leak_reports(&db, &keys, &args).await;
     let b = with_leak_reports(&db, &keys, &args).await;
+    assert_eq!(b.state.lookup.bus_kind(), bus);
     let mut ca = a.api().await;
     let mut cb = b.api_with(&ca.admin).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -127,7 +141,7 @@ async fn a_signed_report_revokes_a_live_key_on_every_replica() {
     lags.sort();
     let (p50, max) = (lags[lags.len() / 2], lags[lags.len() - 1]);
     println!(
-        "leak report → denial on the other replica over {} reports: p50 {:.2} ms, max {:.2} ms (goal < 100 ms: {})",
+        "leak report → denial on the other replica, {bus} bus, over {} reports: p50 {:.2} ms, max {:.2} ms (goal < 100 ms: {})",
         lags.len(),
         p50.as_secs_f64() * 1e3,
         max.as_secs_f64() * 1e3,
