@@ -62,6 +62,8 @@ pub struct Application {
     limits: Limits,
     /// `None`: plaintext.
     tls: Option<ServerTls>,
+    /// `POST /leaks/github`, with `--leak-report-keys`.
+    leaks: Option<http::leaks::GithubReports>,
 }
 
 impl Application {
@@ -133,6 +135,10 @@ impl Application {
         let verifier = Verifier::new(lookup.clone(), limiter).with_usage(counter);
         let admin = Arc::new(Admin::new(store.clone(), lookup.clone()));
         let authz = Arc::new(Authz::new(verifier.clone(), settings.ext_authz));
+        let leaks = http::leaks::GithubReports::from_file(
+            config.leak_report_keys.as_deref(),
+            admin.clone(),
+        )?;
         let listener = crate::listen::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -153,6 +159,7 @@ impl Application {
             drain_timeout: config.drain_timeout,
             limits: config.limits.clone(),
             tls,
+            leaks,
         })
     }
 
@@ -333,6 +340,10 @@ impl Application {
         let http = http::Router::new();
         // Forward auth: /authz/envoy/…, /authz/nginx, /authz/forwarded.
         let http = http::authz::mount(http, &self.state.authz);
+        let http = match self.leaks {
+            Some(leaks) => http.mount(http::Mount::Exact(http::leaks::GITHUB_PATH), leaks),
+            None => http,
+        };
         let handlers = Handlers {
             grpc: routes,
             grpc_services: grpc_services.as_slice().into(),

@@ -16,12 +16,14 @@
 //! - [`body`]: reading a request body within a size limit.
 //! - [`authz`]: forward auth for gateways (`/authz/envoy/…`,
 //!   `/authz/nginx`, `/authz/forwarded`).
+//! - [`leaks`]: `POST /leaks/github`, GitHub's secret-scanning reports.
 //! - [`status`]: the one place a gRPC code or a transport refusal becomes
 //!   an HTTP status.
 
 pub mod authz;
 pub mod body;
 pub mod kind;
+pub mod leaks;
 pub mod reply;
 pub mod router;
 pub mod status;
