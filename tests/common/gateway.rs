@@ -127,9 +127,30 @@ impl Gateway {
         }
     }
 
+    /// Stops the gateway with SIGTERM, so that nginx's master stops its
+    /// workers too (SIGKILL would leave them running), then waits.
+    pub fn stop(&mut self) {
+        let pid = self.proc.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.proc.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.proc.kill();
+    }
+
     /// nginx's error log, for failure messages.
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(Path::new(self.dir.path()).join("logs/error.log"))
             .unwrap_or_default()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
