@@ -27,10 +27,11 @@ use crate::{
         MAX_REQUEST_BYTES,
         ext_authz::{self, ExtAuthzService},
         key_service::KeyServiceImpl,
+        reflection,
     },
     http,
     limit::{Limiter, RedisLimiter},
-    proto::{self, v1::key_service_server::KeyServiceServer},
+    proto::v1::key_service_server::KeyServiceServer,
     serve::{self, Handlers, Limits, Transport},
     store::{self, KeyStore, Pooler, TimeoutStore},
     telemetry,
@@ -265,14 +266,8 @@ impl Application {
             .await;
         health.set_service_status("", ServingStatus::Serving).await;
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        let reflection_v1 = reflection::builder().build_v1()?;
+        let reflection_v1alpha = reflection::builder().build_v1alpha()?;
 
         let key_service = KeyServiceServer::new(KeyServiceImpl::new(
             self.state.verifier.clone(),

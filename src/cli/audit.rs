@@ -91,7 +91,7 @@ pub(super) fn parse_when(text: &str) -> Result<When, String> {
 }
 
 fn request(args: &AuditArgs, now: DateTime<Utc>) -> Result<pb::ListAuditEventsRequest> {
-    let time = |w: &Option<When>| -> Result<Option<prost_types::Timestamp>> {
+    let time = |w: &Option<When>| -> Result<Option<pbjson_types::Timestamp>> {
         w.as_ref()
             .map(|w| w.resolve(now).map(convert::timestamp))
             .transpose()

@@ -385,7 +385,7 @@ mod tests {
         };
         assert_eq!(rotate(&["rotate", "key_01"]).grace_period, None);
         let zero = rotate(&["rotate", "key_01", "--grace", "0s"]).grace_period;
-        assert_eq!(zero, Some(prost_types::Duration::default()));
+        assert_eq!(zero, Some(pbjson_types::Duration::default()));
         let hour = rotate(&["rotate", "key_01", "--grace", "1h"]).grace_period;
         assert_eq!(hour.unwrap().seconds, 3600);
     }

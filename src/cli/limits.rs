@@ -35,7 +35,7 @@ impl LimitArgs {
     pub fn rate_limit(&self) -> Option<pb::RateLimit> {
         self.rate_limit.map(|(limit, period)| pb::RateLimit {
             limit,
-            period: prost_types::Duration::try_from(period).ok(),
+            period: pbjson_types::Duration::try_from(period).ok(),
             burst: self.burst.unwrap_or(1),
         })
     }
@@ -53,7 +53,7 @@ impl LimitArgs {
             refill_amount: self.refill.map_or(0, |(amount, _)| amount),
             refill_interval: self
                 .refill
-                .and_then(|(_, every)| prost_types::Duration::try_from(every).ok()),
+                .and_then(|(_, every)| pbjson_types::Duration::try_from(every).ok()),
         }))
     }
 

@@ -7,7 +7,7 @@ use std::io::{ErrorKind, Write};
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat};
-use prost_types::Timestamp;
+use pbjson_types::Timestamp;
 use serde_json::{Map, Value, json};
 
 use crate::proto::v1::{self as pb, KeyInfo, KeyStatus, Reason, VerifyResponse};
@@ -263,7 +263,7 @@ pub fn key_json(info: &KeyInfo) -> Value {
 }
 
 /// A proto duration as seconds, e.g. `1.5s`.
-fn duration_text(d: &prost_types::Duration) -> String {
+fn duration_text(d: &pbjson_types::Duration) -> String {
     let secs = d.seconds as f64 + f64::from(d.nanos) / 1e9;
     format!("{secs}s")
 }
@@ -396,7 +396,7 @@ mod tests {
         let mut info = info();
         info.rate_limit = Some(pb::RateLimit {
             limit: 100,
-            period: Some(prost_types::Duration {
+            period: Some(pbjson_types::Duration {
                 seconds: 1,
                 nanos: 0,
             }),

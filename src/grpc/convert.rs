@@ -14,14 +14,14 @@ use crate::{
     verify::Verdict,
 };
 
-pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
+pub fn timestamp(at: DateTime<Utc>) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp {
         seconds: at.timestamp(),
         nanos: at.timestamp_subsec_nanos() as i32,
     }
 }
 
-pub fn from_timestamp(field: &str, ts: &prost_types::Timestamp) -> Result<DateTime<Utc>, Error> {
+pub fn from_timestamp(field: &str, ts: &pbjson_types::Timestamp) -> Result<DateTime<Utc>, Error> {
     let nanos = u32::try_from(ts.nanos)
         .ok()
         .filter(|n| *n < 1_000_000_000)
@@ -31,7 +31,7 @@ pub fn from_timestamp(field: &str, ts: &prost_types::Timestamp) -> Result<DateTi
     validate::time(field, at)
 }
 
-pub fn from_duration(field: &str, d: &prost_types::Duration) -> Result<Duration, Error> {
+pub fn from_duration(field: &str, d: &pbjson_types::Duration) -> Result<Duration, Error> {
     if d.seconds < 0 || d.nanos < 0 {
         return Err(Error::invalid(field, "must not be negative"));
     }
@@ -109,14 +109,14 @@ pub fn key_info(key: &StoredKey, now: DateTime<Utc>) -> pb::KeyInfo {
     }
 }
 
-fn std_duration(d: std::time::Duration) -> prost_types::Duration {
-    prost_types::Duration {
+fn std_duration(d: std::time::Duration) -> pbjson_types::Duration {
+    pbjson_types::Duration {
         seconds: d.as_secs() as i64,
         nanos: d.subsec_nanos() as i32,
     }
 }
 
-fn to_std(field: &str, d: &prost_types::Duration) -> Result<std::time::Duration, Error> {
+fn to_std(field: &str, d: &pbjson_types::Duration) -> Result<std::time::Duration, Error> {
     from_duration(field, d)?
         .to_std()
         .map_err(|_| Error::invalid(field, "out of range"))
@@ -264,12 +264,12 @@ mod tests {
     fn timestamps_round_trip_and_reject_bad_nanos() {
         let now = Utc::now();
         assert_eq!(from_timestamp("t", &timestamp(now)).unwrap(), now);
-        let bad = prost_types::Timestamp {
+        let bad = pbjson_types::Timestamp {
             seconds: 0,
             nanos: -1,
         };
         assert!(from_timestamp("t", &bad).is_err());
-        let at = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
+        let at = |seconds| pbjson_types::Timestamp { seconds, nanos: 0 };
         assert!(from_timestamp("t", &at(253_402_300_799)).is_ok());
         for out in [253_402_300_800, -1, 200_000 * 31_556_952] {
             assert!(
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn durations_must_not_be_negative() {
-        let d = prost_types::Duration {
+        let d = pbjson_types::Duration {
             seconds: 90,
             nanos: 5,
         };
@@ -292,7 +292,7 @@ mod tests {
         assert!(
             from_duration(
                 "g",
-                &prost_types::Duration {
+                &pbjson_types::Duration {
                     seconds: -1,
                     nanos: 0
                 }
@@ -316,7 +316,7 @@ mod tests {
             matches!(rate_limit("rate_limit", &zero), Err(Error::InvalidArgument { field, .. }) if field == "rate_limit.limit")
         );
         let long = pb::RateLimit {
-            period: Some(prost_types::Duration {
+            period: Some(pbjson_types::Duration {
                 seconds: 90_000,
                 nanos: 0,
             }),
@@ -353,7 +353,7 @@ mod tests {
             limit: 10,
             period: pb::quota::Period::Credits as i32,
             refill_amount: 1,
-            refill_interval: Some(prost_types::Duration {
+            refill_interval: Some(pbjson_types::Duration {
                 seconds: 60,
                 nanos: 0,
             }),

@@ -67,7 +67,7 @@ pub(super) fn issue_request(args: IssueArgs, now: DateTime<Utc>) -> Result<pb::I
 pub(super) fn rotate_request(args: RotateArgs) -> Result<pb::RotateRequest> {
     let grace_period = args
         .grace
-        .map(prost_types::Duration::try_from)
+        .map(pbjson_types::Duration::try_from)
         .transpose()
         .map_err(|_| anyhow!("--grace is too long"))?;
     Ok(pb::RotateRequest {
