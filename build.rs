@@ -38,6 +38,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build(&[".keyward"])?;
 
     let envoy = protox::compile(ENVOY_PROTOS, [ENVOY_PROTO_DIR])?;
-    std::fs::write(out.join("envoy_authz_descriptor.bin"), envoy.encode_to_vec())?;
+    std::fs::write(
+        out.join("envoy_authz_descriptor.bin"),
+        envoy.encode_to_vec(),
+    )?;
     Ok(())
 }

@@ -61,6 +61,8 @@ pub struct Application {
     state: State,
     drain_timeout: Duration,
     limits: Limits,
+    /// Origins allowed to call Connect and gRPC-Web from a browser.
+    cors: Vec<String>,
     /// `None`: plaintext.
     tls: Option<ServerTls>,
 }
@@ -153,6 +155,7 @@ impl Application {
             },
             drain_timeout: config.drain_timeout,
             limits: config.limits.clone(),
+            cors: config.cors.cors_allowed_origins.clone(),
             tls,
         })
     }
@@ -269,11 +272,13 @@ impl Application {
         let reflection_v1 = reflection::builder().build_v1()?;
         let reflection_v1alpha = reflection::builder().build_v1alpha()?;
 
-        let key_service = KeyServiceServer::new(KeyServiceImpl::new(
+        // One implementation behind gRPC, gRPC-Web and Connect.
+        let key_service_impl = Arc::new(KeyServiceImpl::new(
             self.state.verifier.clone(),
             self.state.admin.clone(),
-        ))
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
+        ));
+        let key_service = KeyServiceServer::from_arc(key_service_impl.clone())
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
 
         if let Some((listener, handle)) = self.metrics {
             let state = self.state.clone();
@@ -321,11 +326,19 @@ impl Application {
         let routes = Routes::new(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1alpha.max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(key_service)
+            .add_service(key_service.clone())
             .add_service(ext_authz)
             .prepare();
         // The HTTP side of the port: each endpoint is mounted here, once.
-        let http = http::Router::new();
+        let http = http::Router::new()
+            .mount(
+                http::Mount::Subtree(http::connect::MOUNT),
+                http::cors::wrap(http::connect::Connect::new(key_service_impl), &self.cors),
+            )
+            .grpc_web(http::cors::wrap(
+                http::grpc_web::GrpcWeb::new(key_service),
+                &self.cors,
+            ));
         let handlers = Handlers {
             grpc: routes,
             grpc_services: grpc_services.as_slice().into(),

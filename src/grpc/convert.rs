@@ -9,7 +9,7 @@ use crate::{
     key::KeyId,
     limit::{Quota, QuotaPeriod, RateLimit},
     proto::v1 as pb,
-    store::{KeyStatus, StoredKey},
+    store::{self, KeyStatus, StoredKey},
     validate,
     verify::Verdict,
 };
@@ -28,7 +28,8 @@ pub fn from_timestamp(field: &str, ts: &pbjson_types::Timestamp) -> Result<DateT
         .ok_or_else(|| Error::invalid(field, "nanos must be 0 to 999,999,999"))?;
     let at = DateTime::from_timestamp(ts.seconds, nanos)
         .ok_or_else(|| Error::invalid(field, "out of range"))?;
-    validate::time(field, at)
+    // Kept as the store keeps it, so the response to a write shows it so.
+    validate::time(field, store::precision::truncate(at))
 }
 
 pub fn from_duration(field: &str, d: &pbjson_types::Duration) -> Result<Duration, Error> {
@@ -262,8 +263,17 @@ mod tests {
 
     #[test]
     fn timestamps_round_trip_and_reject_bad_nanos() {
-        let now = Utc::now();
+        let now = store::precision::now();
         assert_eq!(from_timestamp("t", &timestamp(now)).unwrap(), now);
+        // Finer than the store keeps: truncated on the way in.
+        let fine = pbjson_types::Timestamp {
+            seconds: 10,
+            nanos: 123_456_789,
+        };
+        assert_eq!(
+            from_timestamp("t", &fine).unwrap().timestamp_subsec_nanos(),
+            123_456_000
+        );
         let bad = pbjson_types::Timestamp {
             seconds: 0,
             nanos: -1,

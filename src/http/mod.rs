@@ -18,6 +18,9 @@
 //!   an HTTP status.
 
 pub mod body;
+pub mod connect;
+pub mod cors;
+pub mod grpc_web;
 pub mod kind;
 pub mod reply;
 pub mod router;
