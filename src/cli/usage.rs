@@ -6,11 +6,10 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
-use serde_json::{Value, json};
 
 use super::{
     audit::{When, parse_when},
-    output::{Table, clean, time_json, time_text},
+    output::{Table, clean, time_text},
 };
 use crate::{grpc::convert, proto::v1 as pb};
 
@@ -164,31 +163,6 @@ pub(super) fn text(response: &pb::GetUsageResponse, all_buckets: bool) -> String
         out.push_str(&keys.render());
     }
     out
-}
-
-pub(super) fn json_value(response: &pb::GetUsageResponse) -> Value {
-    let series: Vec<Value> = response
-        .series
-        .iter()
-        .map(|p| {
-            json!({
-                "start": time_json(p.start.as_ref()),
-                "allowed": p.allowed,
-                "denied": p.denied,
-                "denied_by_reason": p.denied_by_reason,
-            })
-        })
-        .collect();
-    let busiest: Vec<Value> = response
-        .busiest_keys
-        .iter()
-        .map(|k| json!({ "key_id": k.key_id, "label": k.label, "allowed": k.allowed, "denied": k.denied }))
-        .collect();
-    json!({
-        "bucket_seconds": response.bucket.as_ref().map_or(0, |b| b.seconds),
-        "series": series,
-        "busiest_keys": busiest,
-    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod check;
 pub mod client;
 pub mod counting;
 pub mod envoy;
+pub mod http;
 pub mod pgbouncer;
 pub mod process;
 pub mod proxy;
