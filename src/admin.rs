@@ -24,10 +24,12 @@ use crate::{
 };
 
 mod actor;
+mod leak;
 
 pub use crate::store::KeyStatus;
 use actor::not_found;
 pub use actor::{Actor, Reach};
+pub use leak::{LeakLabel, LeakedToken, MAX_LEAKED_TOKENS};
 
 /// The project whose admin keys reach every project.
 pub const ADMIN_PROJECT: &str = "keyward";
@@ -120,7 +122,19 @@ impl Admin {
     ) -> Result<StoredKey, Error> {
         let now = store::precision::now();
         let by = actor.write_by(AuditAction::Revoke, now, json!({ "reason": reason }));
-        let revoked = self.store.revoke(id, now, reason, &by).await?;
+        self.revoke_by(id, now, reason, &by).await
+    }
+
+    /// The one revoke path (Revoke and leak reports): the store write with
+    /// its audit event and outbox row, then the eviction.
+    async fn revoke_by(
+        &self,
+        id: &KeyId,
+        now: DateTime<Utc>,
+        reason: &str,
+        by: &crate::store::WriteBy,
+    ) -> Result<StoredKey, Error> {
+        let revoked = self.store.revoke(id, now, reason, by).await?;
         self.lookup
             .invalidate(&revoked.digest, now.timestamp_micros())
             .await;

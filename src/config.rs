@@ -167,6 +167,14 @@ pub struct Config {
     /// see docs/ext_authz.md). Without it the defaults apply.
     #[arg(long, env = "KEYWARD_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// JSON file of the public keys leak reports are signed with, in the
+    /// shape GitHub publishes them (`{"public_keys": [{"key_identifier",
+    /// "key", "is_current"}]}`). When set, `POST /leaks/github` on the main
+    /// port takes signed reports and revokes the live keys they name;
+    /// unset, that path is 404. Read once at start.
+    #[arg(long, env = "KEYWARD_LEAK_REPORT_KEYS", value_name = "PATH")]
+    pub leak_report_keys: Option<PathBuf>,
 }
 
 /// The config file. Unknown keys are errors, so a typo cannot silently

@@ -65,6 +65,8 @@ pub struct Application {
     cors: Vec<String>,
     /// `None`: plaintext.
     tls: Option<ServerTls>,
+    /// `POST /leaks/github`, with `--leak-report-keys`.
+    leaks: Option<http::leaks::GithubReports>,
 }
 
 impl Application {
@@ -136,6 +138,10 @@ impl Application {
         let verifier = Verifier::new(lookup.clone(), limiter).with_usage(counter);
         let admin = Arc::new(Admin::new(store.clone(), lookup.clone()));
         let authz = Arc::new(Authz::new(verifier.clone(), settings.ext_authz));
+        let leaks = http::leaks::GithubReports::from_file(
+            config.leak_report_keys.as_deref(),
+            admin.clone(),
+        )?;
         let listener = crate::listen::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -157,6 +163,7 @@ impl Application {
             limits: config.limits.clone(),
             cors: config.cors.cors_allowed_origins.clone(),
             tls,
+            leaks,
         })
     }
 
@@ -339,6 +346,10 @@ impl Application {
                 http::grpc_web::GrpcWeb::new(key_service),
                 &self.cors,
             ));
+        let http = match self.leaks {
+            Some(leaks) => http.mount(http::Mount::Exact(http::leaks::GITHUB_PATH), leaks),
+            None => http,
+        };
         let handlers = Handlers {
             grpc: routes,
             grpc_services: grpc_services.as_slice().into(),

@@ -252,6 +252,34 @@ def rule_tls(v, objs):
     return errs
 
 
+def rule_leak_reports(v, objs):
+    """The leak-report keys file mounted read-only from the Secret or
+    ConfigMap named, KEYWARD_LEAK_REPORT_KEYS pointing at it; nothing of it
+    (so POST /leaks/github is 404) when neither is named."""
+    errs = []
+    spec = the(objs, "Deployment")["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    env = env_of(c)
+    lr = v["leakReports"]
+    if not (lr["secretName"] or lr["configMapName"]):
+        if "KEYWARD_LEAK_REPORT_KEYS" in env:
+            errs.append("KEYWARD_LEAK_REPORT_KEYS set without leakReports")
+        return errs
+    def source(x):
+        if lr["secretName"]:
+            return (x.get("secret") or {}).get("secretName") == lr["secretName"]
+        return (x.get("configMap") or {}).get("name") == lr["configMapName"]
+    vols = [x for x in spec.get("volumes") or [] if source(x)]
+    if not vols:
+        return ["no volume from leakReports.secretName or leakReports.configMapName"]
+    mounts = [m for m in c.get("volumeMounts") or [] if m["name"] == vols[0]["name"]]
+    if len(mounts) != 1 or not mounts[0].get("readOnly") or "subPath" in mounts[0]:
+        errs.append("the leak-report keys must be mounted once, readOnly, without subPath")
+    elif (env.get("KEYWARD_LEAK_REPORT_KEYS") or {}).get("value") != f"{mounts[0]['mountPath']}/{lr['key']}":
+        errs.append("KEYWARD_LEAK_REPORT_KEYS does not point at the mounted keys file")
+    return errs
+
+
 def rule_networkpolicy(v, objs):
     """Only labelled clients on the gRPC port, only the scraper on metrics."""
     if not v["networkPolicy"]["enabled"]:
@@ -418,7 +446,7 @@ def rule_like_helm_template(v, objs):
 
 
 RULES = [rule_numbers, rule_selectors, rule_pod_security, rule_probes, rule_checksum, rule_optional_objects,
-         rule_deployment_runtime, rule_migration_hook, rule_service, rule_tls,
+         rule_deployment_runtime, rule_migration_hook, rule_service, rule_tls, rule_leak_reports,
          rule_networkpolicy, rule_every_pod_has_a_networkpolicy, rule_like_helm_template]
 
 

@@ -29,6 +29,8 @@ BAD_VALUES = {
     "unknown-pooler": {"database": {"pooler": "statement"}},
     "zero-max-connections": {"limits": {"maxConnections": 0}},
     "bad-revocation-bound": {"revocation": {"bound": "soon"}},
+    "leak-reports-empty-key": {"leakReports": {"secretName": "s", "key": ""}},
+    "leak-reports-both": {"leakReports": {"secretName": "s", "configMapName": "c"}},
 }
 
 # Values the schema allows but a render rule must catch (tests the rules).

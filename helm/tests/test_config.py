@@ -3,6 +3,7 @@ check` (every check `serve` makes before it opens anything) passes with the
 Deployment's rendered config file, environment and mounted Secrets."""
 
 import base64
+import json
 import os
 import subprocess
 import tempfile
@@ -14,6 +15,11 @@ from conftest import rendered, required
 
 LABELS = [label for label, _ in chart.values_sets()]
 MOUNTS = "/etc/keyward/"
+LEAK_REPORT_PEM = """-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEG/Vq0/LbIA38ptMaUBcwoEGaO4hp
+fquvsDl5GE4Cu5bnmptLfJJEIPOUePa4GpFgQu6pd2UgGQwFXPErYD9rHg==
+-----END PUBLIC KEY-----
+"""
 
 
 def keyward_binary():
@@ -49,6 +55,9 @@ def lay_out_mounts(root, objs, values):
         write("secrets/database-url", "sqlite:keyward.db\n")
     for name in ("tls.crt", "tls.key", "ca.crt"):
         write(f"tls/{name}", "not checked by config check\n")
+    # A real P-256 public key: config check parses the keys file.
+    keys = {"public_keys": [{"key_identifier": "example", "key": LEAK_REPORT_PEM, "is_current": True}]}
+    write(f"leak-reports/{values['leakReports']['key']}", json.dumps(keys))
 
 
 def pod_env(container, root):

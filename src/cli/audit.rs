@@ -38,7 +38,8 @@ pub struct AuditArgs {
     #[arg(long)]
     project: Option<String>,
 
-    /// Only this action: bootstrap, issue, revoke, rotate or update.
+    /// Only this action: bootstrap, issue, revoke, rotate, update or
+    /// revoke_leaked (a revoke on a leak report).
     #[arg(long)]
     action: Option<String>,
 

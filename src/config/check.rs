@@ -48,12 +48,19 @@ impl Config {
             }
             None => "off",
         };
+        let leaks = match &self.leak_report_keys {
+            Some(path) => format!(
+                ", leak reports {} keys",
+                crate::http::leaks::keys::TrustedKeys::load(path)?.len()
+            ),
+            None => String::new(),
+        };
         let file = match &self.config {
             Some(path) => format!(", config file {}", path.display()),
             None => String::new(),
         };
         Ok(format!(
-            "config OK: listen {}, database {database}, redis {redis}, tls {tls}, metrics {}{file}",
+            "config OK: listen {}, database {database}, redis {redis}, tls {tls}, metrics {}{leaks}{file}",
             self.listen,
             self.metrics_listen
                 .map_or_else(|| "off".to_owned(), |a| a.to_string()),

@@ -8,7 +8,7 @@ use chrono::Utc;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use super::{admin_auth, convert, usage};
+use super::{admin_auth, convert, report_leak, usage};
 use crate::{
     admin::{Actor, Admin, DEFAULT_GRACE, IssueInput, ListInput, MAX_GRACE},
     error::Error,
@@ -285,7 +285,10 @@ impl KeyServiceImpl {
         }
         if !req.action.is_empty() {
             query.action = Some(AuditAction::parse(&req.action).ok_or_else(|| {
-                Error::invalid("action", "one of bootstrap, issue, revoke, rotate, update")
+                Error::invalid(
+                    "action",
+                    "one of bootstrap, issue, revoke, rotate, update, revoke_leaked",
+                )
             })?);
         }
         query.since = req
@@ -444,6 +447,16 @@ impl KeyService for KeyServiceImpl {
     ) -> Result<Response<pb::GetUsageResponse>, Status> {
         self.admin_call("usage", "GetUsage", request, async |a, r, o| {
             self.usage(a, r, o).await
+        })
+        .await
+    }
+
+    async fn report_leak(
+        &self,
+        request: Request<pb::ReportLeakRequest>,
+    ) -> Result<Response<pb::ReportLeakResponse>, Status> {
+        self.admin_call("report_leak", "ReportLeak", request, async |a, r, _| {
+            report_leak::report(&self.admin, &a, r).await
         })
         .await
     }

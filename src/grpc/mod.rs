@@ -6,6 +6,7 @@ pub mod convert;
 pub mod ext_authz;
 pub mod key_service;
 pub mod reflection;
+mod report_leak;
 mod status;
 mod usage;
 

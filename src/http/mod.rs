@@ -14,6 +14,7 @@
 //!   path before any normalisation.
 //! - [`reply`]: small responses (`404`, `503`...) with no body to parse.
 //! - [`body`]: reading a request body within a size limit.
+//! - [`leaks`]: `POST /leaks/github`, GitHub's secret-scanning reports.
 //! - [`status`]: the one place a gRPC code or a transport refusal becomes
 //!   an HTTP status.
 
@@ -22,6 +23,7 @@ pub mod connect;
 pub mod cors;
 pub mod grpc_web;
 pub mod kind;
+pub mod leaks;
 pub mod reply;
 pub mod router;
 pub mod status;

@@ -6,7 +6,7 @@
 use http::StatusCode;
 use tonic::Code;
 
-use crate::serve::Refusal;
+use crate::{http::leaks::refusal::LeakRefusal, serve::Refusal};
 
 pub fn for_code(code: Code) -> StatusCode {
     match code {
@@ -34,6 +34,18 @@ pub fn for_refusal(refusal: Refusal) -> StatusCode {
         Refusal::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         Refusal::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         Refusal::Panicked => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A leak report that was not taken. Every signature failure is the same
+/// `401`, so a sender learns nothing about which keys are trusted.
+pub fn for_leak_refusal(refusal: &LeakRefusal) -> StatusCode {
+    match refusal {
+        LeakRefusal::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        LeakRefusal::Body(error) => error.status(),
+        LeakRefusal::Signature(_) => StatusCode::UNAUTHORIZED,
+        LeakRefusal::NotReport => StatusCode::BAD_REQUEST,
+        LeakRefusal::Failed(code) => for_code(*code),
     }
 }
 

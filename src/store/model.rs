@@ -186,6 +186,9 @@ pub enum AuditAction {
     Revoke,
     Rotate,
     Update,
+    /// A revoke on a leak report: its own action, so leaks can be counted
+    /// and found apart from deliberate revokes.
+    RevokeLeaked,
 }
 
 impl AuditAction {
@@ -196,6 +199,7 @@ impl AuditAction {
             AuditAction::Revoke => "revoke",
             AuditAction::Rotate => "rotate",
             AuditAction::Update => "update",
+            AuditAction::RevokeLeaked => "revoke_leaked",
         }
     }
 
@@ -206,6 +210,7 @@ impl AuditAction {
             Self::Revoke,
             Self::Rotate,
             Self::Update,
+            Self::RevokeLeaked,
         ]
         .into_iter()
         .find(|a| a.as_str() == text)

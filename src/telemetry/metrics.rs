@@ -19,6 +19,7 @@
 //! | `keyward_dependency_trips_total` | dependency | breaker openings (redis, store) |
 //! | `keyward_bus_publish_errors_total` | bus | invalidations not sent |
 //! | `keyward_admin_actions_total` | action, outcome | admin RPCs |
+//! | `keyward_leaked_keys_revoked_total` | reporter | keys revoked on a leak report (github, rpc) |
 //! | `keyward_db_pool_connections`, `keyward_redis_pool_connections` | state | pool usage (idle, in_use) |
 //! | `keyward_l1_entries` | | keys in the in-process cache |
 //! | `keyward_usage_rows_written_total`, `keyward_usage_flush_errors_total` | | usage batches written |
@@ -201,6 +202,10 @@ fn describe() {
         "keyward_tombstones_dropped_total",
         "Redis tombstones given up (retry queue full); safe, the outbox still refuses the old answers."
     );
+    describe_counter!(
+        "keyward_leaked_keys_revoked_total",
+        "Live keys revoked because a leak report named them, by reporter (github, rpc)."
+    );
     describe_gauge!(
         "keyward_build_info",
         "Always 1; the version label says which build runs."
@@ -230,6 +235,9 @@ fn precreate() {
         "keyward_tombstones_dropped_total",
     ] {
         metrics::counter!(name).absolute(0);
+    }
+    for reporter in ["github", "rpc"] {
+        metrics::counter!("keyward_leaked_keys_revoked_total", "reporter" => reporter).absolute(0);
     }
     for tier in [Tier::L1, Tier::Redis] {
         metrics::counter!("keyward_stale_answers_total", "tier" => tier.as_str()).absolute(0);

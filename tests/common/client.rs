@@ -99,6 +99,7 @@ impl Api {
         try_update, update, update_key: pb::UpdateKeyRequest => pb::UpdateKeyResponse;
         try_audit, audit, list_audit_events: pb::ListAuditEventsRequest => pb::ListAuditEventsResponse;
         try_usage, usage, get_usage: pb::GetUsageRequest => pb::GetUsageResponse;
+        try_report_leak, report_leak, report_leak: pb::ReportLeakRequest => pb::ReportLeakResponse;
     }
 
     /// Issues a key with only a project, label and scopes: (secret, id).

@@ -7,6 +7,7 @@ pub mod client;
 pub mod counting;
 pub mod envoy;
 pub mod http;
+pub mod leak_report;
 pub mod pgbouncer;
 pub mod process;
 pub mod proxy;

@@ -118,6 +118,9 @@ clean while an install without a database fails at once with this message.
 {{- if and .Values.tls.clientCA.enabled (not .Values.tls.enabled) }}
 {{- fail "\n\ntls.clientCA.enabled needs tls.enabled." }}
 {{- end }}
+{{- if and .Values.leakReports.secretName .Values.leakReports.configMapName }}
+{{- fail "\n\nleakReports: set secretName or configMapName, not both." }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -139,6 +142,8 @@ grpc:
 {{/* Where the TLS Secret is mounted (a directory, so renewals show up). */}}
 {{- define "keyward.tlsDir" -}}/etc/keyward/tls{{- end }}
 {{- define "keyward.configDir" -}}/etc/keyward/config{{- end }}
+{{/* Where the leak-report keys file is mounted (leakReports). */}}
+{{- define "keyward.leakReportsDir" -}}/etc/keyward/leak-reports{{- end }}
 {{/* Where the Secret with the URLs is mounted (files database-url, redis-url). */}}
 {{- define "keyward.secretsDir" -}}/etc/keyward/secrets{{- end }}
 

@@ -121,7 +121,8 @@ async fn answer<S: KeyService>(
     .await
 }
 
-/// The trait method each Connect method name calls.
+/// The trait method each Connect method name calls: every RPC of
+/// `service KeyService` (a new one is added here too).
 fn handler<S: KeyService>(method: &str) -> Option<Handler<S>> {
     let handler: Handler<S> = match method {
         "Issue" => |s, c| Box::pin(async move { c.unary(|r| s.issue(r)).await }),
@@ -135,6 +136,7 @@ fn handler<S: KeyService>(method: &str) -> Option<Handler<S>> {
             |s, c| Box::pin(async move { c.unary(|r| s.list_audit_events(r)).await })
         }
         "GetUsage" => |s, c| Box::pin(async move { c.unary(|r| s.get_usage(r)).await }),
+        "ReportLeak" => |s, c| Box::pin(async move { c.unary(|r| s.report_leak(r)).await }),
         _ => return None,
     };
     Some(handler)
