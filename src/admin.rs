@@ -17,7 +17,8 @@ use crate::{
     limit::{Quota, RateLimit},
     scope,
     store::{
-        AuditAction, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, StoredAudit, StoredKey,
+        self, AuditAction, AuditQuery, KeyChanges, KeyStore, ListQuery, NewKey, StoredAudit,
+        StoredKey,
     },
     validate,
 };
@@ -85,7 +86,7 @@ impl Admin {
     ) -> Result<(SecretKey, StoredKey), Error> {
         actor.check_reach(&input.project)?;
         actor.check_grant(&input.scopes)?;
-        let now = Utc::now();
+        let now = store::precision::now();
         if let Some(at) = input.expires_at {
             validate::future_time("expires_at", at, now)?;
         }
@@ -119,7 +120,7 @@ impl Admin {
         id: &KeyId,
         reason: &str,
     ) -> Result<StoredKey, Error> {
-        let now = Utc::now();
+        let now = store::precision::now();
         let by = actor.write_by(AuditAction::Revoke, now, json!({ "reason": reason }));
         self.revoke_by(id, now, reason, &by).await
     }
@@ -149,7 +150,7 @@ impl Admin {
         id: &KeyId,
         grace: Duration,
     ) -> Result<(SecretKey, StoredKey, StoredKey), Error> {
-        let now = Utc::now();
+        let now = store::precision::now();
         let new_id = KeyId::generate();
         let details =
             json!({ "new_key_id": new_id.as_str(), "grace_seconds": grace.num_seconds() });
@@ -195,7 +196,7 @@ impl Admin {
         id: &KeyId,
         changes: KeyChanges,
     ) -> Result<StoredKey, Error> {
-        let now = Utc::now();
+        let now = store::precision::now();
         let mut fields = Vec::new();
         if changes.label.is_some() {
             fields.push("label");
@@ -246,7 +247,7 @@ impl Admin {
             label: input.label,
             before: input.after,
             limit: limit + 1,
-            now: Utc::now(),
+            now: store::precision::now(),
         };
         let mut keys = self.store.list(&query).await?;
         let next = if keys.len() > limit as usize {
@@ -298,7 +299,7 @@ impl Admin {
             reach: Reach::AllProjects,
             source: "cli".to_owned(),
         };
-        let now = Utc::now();
+        let now = store::precision::now();
         let input = IssueInput {
             project: ADMIN_PROJECT.to_owned(),
             label,

@@ -64,6 +64,9 @@ pub struct Config {
     #[command(flatten)]
     pub limits: Limits,
 
+    #[command(flatten)]
+    pub cors: crate::http::cors::CorsArgs,
+
     /// Do not migrate the database on start (run `keyward migrate` instead,
     /// e.g. from a deployment hook).
     #[arg(long, env = "KEYWARD_NO_MIGRATE")]

@@ -27,10 +27,11 @@ use crate::{
         MAX_REQUEST_BYTES,
         ext_authz::{self, ExtAuthzService},
         key_service::KeyServiceImpl,
+        reflection,
     },
     http,
     limit::{Limiter, RedisLimiter},
-    proto::{self, v1::key_service_server::KeyServiceServer},
+    proto::v1::key_service_server::KeyServiceServer,
     serve::{self, Handlers, Limits, Transport},
     store::{self, KeyStore, Pooler, TimeoutStore},
     telemetry,
@@ -60,6 +61,8 @@ pub struct Application {
     state: State,
     drain_timeout: Duration,
     limits: Limits,
+    /// Origins allowed to call Connect and gRPC-Web from a browser.
+    cors: Vec<String>,
     /// `None`: plaintext.
     tls: Option<ServerTls>,
     /// `POST /leaks/github`, with `--leak-report-keys`.
@@ -158,6 +161,7 @@ impl Application {
             },
             drain_timeout: config.drain_timeout,
             limits: config.limits.clone(),
+            cors: config.cors.cors_allowed_origins.clone(),
             tls,
             leaks,
         })
@@ -272,20 +276,16 @@ impl Application {
             .await;
         health.set_service_status("", ServingStatus::Serving).await;
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        let reflection_v1 = reflection::builder().build_v1()?;
+        let reflection_v1alpha = reflection::builder().build_v1alpha()?;
 
-        let key_service = KeyServiceServer::new(KeyServiceImpl::new(
+        // One implementation behind gRPC, gRPC-Web and Connect.
+        let key_service_impl = Arc::new(KeyServiceImpl::new(
             self.state.verifier.clone(),
             self.state.admin.clone(),
-        ))
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
+        ));
+        let key_service = KeyServiceServer::from_arc(key_service_impl.clone())
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
 
         if let Some((listener, handle)) = self.metrics {
             let state = self.state.clone();
@@ -333,11 +333,19 @@ impl Application {
         let routes = Routes::new(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1alpha.max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(key_service)
+            .add_service(key_service.clone())
             .add_service(ext_authz)
             .prepare();
         // The HTTP side of the port: each endpoint is mounted here, once.
-        let http = http::Router::new();
+        let http = http::Router::new()
+            .mount(
+                http::Mount::Subtree(http::connect::MOUNT),
+                http::cors::wrap(http::connect::Connect::new(key_service_impl), &self.cors),
+            )
+            .grpc_web(http::cors::wrap(
+                http::grpc_web::GrpcWeb::new(key_service),
+                &self.cors,
+            ));
         // Forward auth: /authz/envoy/…, /authz/nginx, /authz/forwarded.
         let http = http::authz::mount(http, &self.state.authz);
         let http = match self.leaks {

@@ -11,7 +11,7 @@ use std::{
 };
 
 use keyward::proto::v1 as pb;
-use prost_types::{FieldMask, Timestamp};
+use pbjson_types::{FieldMask, Timestamp};
 use tonic::Code;
 
 use common::{TestApp, TestDb, client::Api};
@@ -141,7 +141,7 @@ async fn run(
         Op::Rotate | Op::RotateNow => {
             let request = pb::RotateRequest {
                 key_id: id.to_owned(),
-                grace_period: Some(prost_types::Duration {
+                grace_period: Some(pbjson_types::Duration {
                     seconds: if op == Op::Rotate { 3_600 } else { 0 },
                     nanos: 0,
                 }),

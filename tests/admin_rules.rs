@@ -12,7 +12,7 @@ use keyward::{
     proto::v1 as pb,
     store::{AuditAction, AuditEvent, NewKey},
 };
-use prost_types::{FieldMask, Timestamp};
+use pbjson_types::{FieldMask, Timestamp};
 use tonic::{Code, Status};
 
 use common::{TestApp, TestDb, client::issue_request};
@@ -284,7 +284,7 @@ async fn bounded_inputs(db: TestDb) {
     let mut r = issue_request("acme", "slow", &[]);
     r.rate_limit = Some(pb::RateLimit {
         limit: 1,
-        period: Some(prost_types::Duration {
+        period: Some(pbjson_types::Duration {
             seconds: 86_400,
             nanos: 0,
         }),

@@ -391,7 +391,7 @@ async fn limits_answer_429_with_when_to_retry_and_sources_403() {
         pb::IssueRequest {
             rate_limit: Some(pb::RateLimit {
                 limit: 1,
-                period: Some(prost_types::Duration {
+                period: Some(pbjson_types::Duration {
                     seconds: 10,
                     nanos: 0,
                 }),

@@ -251,7 +251,7 @@ async fn limits_answer_429_except_403_for_nginx_and_usage_is_counted() {
     let request = pb::IssueRequest {
         rate_limit: Some(pb::RateLimit {
             limit: 1,
-            period: Some(prost_types::Duration {
+            period: Some(pbjson_types::Duration {
                 seconds: 10,
                 nanos: 0,
             }),
@@ -287,7 +287,7 @@ async fn limits_answer_429_except_403_for_nginx_and_usage_is_counted() {
         .api
         .usage(pb::GetUsageRequest {
             key_id: id,
-            since: Some(prost_types::Timestamp {
+            since: Some(pbjson_types::Timestamp {
                 seconds: chrono::Utc::now().timestamp() - 3600,
                 nanos: 0,
             }),

@@ -146,7 +146,7 @@ async fn contract(name: &str, port: u16, backend: &mut Backend, limited: u16) {
     let request = pb::IssueRequest {
         rate_limit: Some(pb::RateLimit {
             limit: 1,
-            period: Some(prost_types::Duration {
+            period: Some(pbjson_types::Duration {
                 seconds: 10,
                 nanos: 0,
             }),

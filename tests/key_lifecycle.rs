@@ -44,7 +44,7 @@ async fn key_lifecycle(db: TestDb) {
     // Rotate with a one-second grace: both keys work, then only the new one.
     let rotate = pb::RotateRequest {
         key_id: info.id.clone(),
-        grace_period: Some(prost_types::Duration {
+        grace_period: Some(pbjson_types::Duration {
             seconds: 1,
             nanos: 0,
         }),
@@ -99,7 +99,7 @@ async fn zero_grace_denies_at_once(db: TestDb) {
     assert!(api.verify(&issued.key, &[]).await.allowed);
     let rotate = pb::RotateRequest {
         key_id: issued.info.unwrap().id,
-        grace_period: Some(prost_types::Duration::default()),
+        grace_period: Some(pbjson_types::Duration::default()),
     };
     let rotated = api.rotate(rotate).await;
     assert_eq!(
@@ -163,7 +163,7 @@ async fn list_update_and_pages(db: TestDb) {
         label: "renamed".into(),
         scopes: vec!["b:write".into()],
         metadata: [("owner".to_string(), "team-b".to_string())].into(),
-        update_mask: Some(prost_types::FieldMask {
+        update_mask: Some(pbjson_types::FieldMask {
             paths: vec!["scopes".into(), "metadata".into()],
         }),
         ..Default::default()
@@ -179,7 +179,7 @@ async fn list_update_and_pages(db: TestDb) {
 
     let bad_mask = pb::UpdateKeyRequest {
         key_id: target,
-        update_mask: Some(prost_types::FieldMask {
+        update_mask: Some(pbjson_types::FieldMask {
             paths: vec!["project".into()],
         }),
         ..Default::default()

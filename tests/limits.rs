@@ -23,7 +23,7 @@ use common::{
 fn rate(limit: u32, burst: u32) -> pb::RateLimit {
     pb::RateLimit {
         limit,
-        period: Some(prost_types::Duration {
+        period: Some(pbjson_types::Duration {
             seconds: 1,
             nanos: 0,
         }),
@@ -187,7 +187,7 @@ async fn a_call_refused_by_the_rate_limit_leaves_the_quota_untouched() {
             // One call per 3 s: room for 50 refused calls on a slow machine.
             rate_limit: Some(pb::RateLimit {
                 limit: 1,
-                period: Some(prost_types::Duration {
+                period: Some(pbjson_types::Duration {
                     seconds: 3,
                     nanos: 0,
                 }),
@@ -285,7 +285,7 @@ async fn sources_outside_the_allowed_ranges_are_refused() {
     let id = api.verify_from(&key, &[], "10.0.0.1").await.key_id;
     let update = pb::UpdateKeyRequest {
         key_id: id,
-        update_mask: Some(prost_types::FieldMask {
+        update_mask: Some(pbjson_types::FieldMask {
             paths: vec!["allowed_cidrs".into()],
         }),
         ..Default::default()
@@ -343,7 +343,7 @@ async fn limits_are_shown_updated_and_checked() {
     // Removing the rate limit: the cached record is evicted, the key runs free.
     let update = pb::UpdateKeyRequest {
         key_id: info.id.clone(),
-        update_mask: Some(prost_types::FieldMask {
+        update_mask: Some(pbjson_types::FieldMask {
             paths: vec!["rate_limit".into(), "quota".into()],
         }),
         quota: Some(quota(1)),

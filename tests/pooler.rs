@@ -96,7 +96,7 @@ async fn key_life(a: String, b: String, admin: String, n: usize) -> Made {
     let update = pb::UpdateKeyRequest {
         key_id: id.clone(),
         scopes: vec!["orders:read".into(), "orders:write".into()],
-        update_mask: Some(prost_types::FieldMask {
+        update_mask: Some(pbjson_types::FieldMask {
             paths: vec!["scopes".into()],
         }),
         ..Default::default()
@@ -123,7 +123,7 @@ async fn key_life(a: String, b: String, admin: String, n: usize) -> Made {
 
     let rotate = pb::RotateRequest {
         key_id: id.clone(),
-        grace_period: Some(prost_types::Duration {
+        grace_period: Some(pbjson_types::Duration {
             seconds: 0,
             nanos: 0,
         }),
@@ -184,7 +184,7 @@ async fn exercise(a: &TestApp, b: &TestApp, lives: usize) {
     loop {
         let request = pb::GetUsageRequest {
             project: "acme".into(),
-            since: Some(prost_types::Timestamp {
+            since: Some(pbjson_types::Timestamp {
                 seconds: since.timestamp(),
                 nanos: 0,
             }),

@@ -15,9 +15,9 @@ use tonic::Code;
 
 use common::{TestApp, TestDb, client::Api, config};
 
-fn hour_ago() -> prost_types::Timestamp {
+fn hour_ago() -> pbjson_types::Timestamp {
     let at = Utc::now() - chrono::Duration::hours(1);
-    prost_types::Timestamp {
+    pbjson_types::Timestamp {
         seconds: at.timestamp(),
         nanos: 0,
     }
@@ -108,7 +108,7 @@ async fn counts_match_calls(db: TestDb) {
     );
     assert_eq!(stored_calls(&db).await, 16);
 
-    let bucket = Some(prost_types::Duration {
+    let bucket = Some(pbjson_types::Duration {
         seconds: 60,
         nanos: 0,
     });
@@ -183,11 +183,11 @@ async fn counts_match_calls(db: TestDb) {
     let since = (Utc::now().timestamp() / 3600 - 1) * 3600;
     let hourly = pb::GetUsageRequest {
         project: "acme".into(),
-        since: Some(prost_types::Timestamp {
+        since: Some(pbjson_types::Timestamp {
             seconds: since,
             nanos: 0,
         }),
-        bucket: Some(prost_types::Duration {
+        bucket: Some(pbjson_types::Duration {
             seconds: 3600,
             nanos: 0,
         }),
@@ -212,7 +212,7 @@ async fn counts_match_calls(db: TestDb) {
     assert!(status.message().starts_with("key_id"), "{status:?}");
     let odd_bucket = pb::GetUsageRequest {
         project: "acme".into(),
-        bucket: Some(prost_types::Duration {
+        bucket: Some(pbjson_types::Duration {
             seconds: 90,
             nanos: 0,
         }),

@@ -95,6 +95,14 @@ SCENARIOS = [
         compare="Check (ext_authz, no Envoy) ÷ Verify, same keys in L1, same process",
     ),
     Scenario(
+        "connect_l1_hit", "Verify over Connect (JSON), L1 hit", "cached", rpc="connect-verify",
+        prime=True, reference="l1_hit", goal=Goal(0.70, of_reference=True),
+        describe="the same Verify as *Verify, L1 hit*, as `POST /keyward.v1.KeyService/Verify` "
+        "with `application/json` (the Connect protocol) on the same HTTP/2 connections: the "
+        "JSON decoding and encoding and the HTTP side of the port",
+        compare="Connect-JSON Verify ÷ gRPC Verify, same keys in L1, same process",
+    ),
+    Scenario(
         "unknown_flood", "Verify, flood of unknown keys", "flood", keys="unknown",
         expect="unknown",
         describe="a fresh well-formed key that no one issued with every request: "

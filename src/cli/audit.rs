@@ -5,11 +5,10 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
-use serde_json::json;
 
 use super::{
     client::{self, AdminKey, CLIENT_OPTIONS, ConnectArgs, ResponseExt},
-    output::{self, Table, clean, json_text, time_json, time_text},
+    output::{self, Table, clean, time_text},
 };
 use crate::{grpc::convert, proto::v1 as pb};
 
@@ -92,7 +91,7 @@ pub(super) fn parse_when(text: &str) -> Result<When, String> {
 }
 
 fn request(args: &AuditArgs, now: DateTime<Utc>) -> Result<pb::ListAuditEventsRequest> {
-    let time = |w: &Option<When>| -> Result<Option<prost_types::Timestamp>> {
+    let time = |w: &Option<When>| -> Result<Option<pbjson_types::Timestamp>> {
         w.as_ref()
             .map(|w| w.resolve(now).map(convert::timestamp))
             .transpose()
@@ -129,10 +128,10 @@ pub async fn run(args: AuditArgs) -> Result<ExitCode> {
         request.page_token = token;
     };
     if args.json {
-        let events: Vec<_> = events.iter().map(event_json).collect();
-        output::print(&json_text(
-            &json!({ "events": events, "next_page_token": next }),
-        ))?;
+        output::print(&output::message_json(&pb::ListAuditEventsResponse {
+            events,
+            next_page_token: next,
+        }))?;
         return Ok(ExitCode::SUCCESS);
     }
     if !next.is_empty() {
@@ -166,21 +165,6 @@ fn event_table(events: &[pb::AuditEvent]) -> String {
         ]);
     }
     table.render()
-}
-
-fn event_json(e: &pb::AuditEvent) -> serde_json::Value {
-    let details: serde_json::Value = serde_json::from_str(&e.details_json)
-        .unwrap_or_else(|_| serde_json::Value::String(e.details_json.clone()));
-    json!({
-        "id": e.id,
-        "at": time_json(e.at.as_ref()),
-        "actor_key_id": e.actor_key_id,
-        "action": e.action,
-        "project": e.project,
-        "key_id": e.key_id,
-        "source": e.source,
-        "details": details,
-    })
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use serde_json::json;
 
 use self::{
     issue::{IssueArgs, RotateArgs, issue_request, rotate_request, shown_once},
@@ -25,7 +24,7 @@ use self::{
 };
 use super::{
     client::{self, AdminKey, CLIENT_OPTIONS, ConnectArgs, KeyClient, ResponseExt},
-    output::{self, json_text},
+    output,
     usage::{self, UsageArgs},
 };
 use crate::proto::v1 as pb;
@@ -160,9 +159,9 @@ impl Prepared {
         Ok(match self {
             Self::Issue(request) => {
                 let response = client.issue(admin.request(request)).await.into_message()?;
-                let info = info(response.info)?;
+                let info = info(response.info.clone())?;
                 if json {
-                    json_text(&json!({ "key": response.key, "info": output::key_json(&info) }))
+                    output::message_json(&response)
                 } else {
                     shown_once();
                     format!("{}\n\n{}", response.key, output::key_details(&info))
@@ -173,7 +172,7 @@ impl Prepared {
                     .get_key(admin.request(request))
                     .await
                     .into_message()?;
-                one_key(info(response.info)?, json)
+                one_key(&response, response.info.clone(), json)?
             }
             Self::List { request, all } => list(client, admin, request, all, json).await?,
             Self::Update(request) => {
@@ -181,22 +180,18 @@ impl Prepared {
                     .update_key(admin.request(request))
                     .await
                     .into_message()?;
-                one_key(info(response.info)?, json)
+                one_key(&response, response.info.clone(), json)?
             }
             Self::Revoke(request) => {
                 let response = client.revoke(admin.request(request)).await.into_message()?;
-                one_key(info(response.info)?, json)
+                one_key(&response, response.info.clone(), json)?
             }
             Self::Rotate(request) => {
                 let response = client.rotate(admin.request(request)).await.into_message()?;
-                let new = info(response.info)?;
-                let previous = info(response.previous)?;
+                let new = info(response.info.clone())?;
+                let previous = info(response.previous.clone())?;
                 if json {
-                    json_text(&json!({
-                        "key": response.key,
-                        "info": output::key_json(&new),
-                        "previous": output::key_json(&previous),
-                    }))
+                    output::message_json(&response)
                 } else {
                     shown_once();
                     format!(
@@ -216,7 +211,7 @@ impl Prepared {
                     .await
                     .into_message()?;
                 if json {
-                    json_text(&usage::json_value(&response))
+                    output::message_json(&response)
                 } else {
                     usage::text(&response, all_buckets)
                 }
@@ -229,12 +224,19 @@ fn info(info: Option<pb::KeyInfo>) -> Result<pb::KeyInfo> {
     info.ok_or_else(|| anyhow!("the server's response has no key information"))
 }
 
-fn one_key(info: pb::KeyInfo, json: bool) -> String {
-    if json {
-        json_text(&json!({ "info": output::key_json(&info) }))
+/// A response holding one key: the whole message as JSON, or the key's
+/// fields for people.
+fn one_key(
+    response: &impl serde::Serialize,
+    key: Option<pb::KeyInfo>,
+    json: bool,
+) -> Result<String> {
+    let key = info(key)?;
+    Ok(if json {
+        output::message_json(response)
     } else {
-        output::key_details(&info)
-    }
+        output::key_details(&key)
+    })
 }
 
 #[cfg(test)]
@@ -385,7 +387,7 @@ mod tests {
         };
         assert_eq!(rotate(&["rotate", "key_01"]).grace_period, None);
         let zero = rotate(&["rotate", "key_01", "--grace", "0s"]).grace_period;
-        assert_eq!(zero, Some(prost_types::Duration::default()));
+        assert_eq!(zero, Some(pbjson_types::Duration::default()));
         let hour = rotate(&["rotate", "key_01", "--grace", "1h"]).grace_period;
         assert_eq!(hour.unwrap().seconds, 3600);
     }

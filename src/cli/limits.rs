@@ -31,11 +31,18 @@ pub struct LimitArgs {
     allowed_cidrs: Vec<String>,
 }
 
+/// A duration on the wire; `None` past what its `i64` seconds hold (pbjson's
+/// `From` would wrap around to a negative one).
+pub(crate) fn wire_duration(d: std::time::Duration) -> Option<pbjson_types::Duration> {
+    i64::try_from(d.as_secs()).ok()?;
+    Some(d.into())
+}
+
 impl LimitArgs {
     pub fn rate_limit(&self) -> Option<pb::RateLimit> {
         self.rate_limit.map(|(limit, period)| pb::RateLimit {
             limit,
-            period: prost_types::Duration::try_from(period).ok(),
+            period: wire_duration(period),
             burst: self.burst.unwrap_or(1),
         })
     }
@@ -51,9 +58,7 @@ impl LimitArgs {
             limit,
             period: period.into(),
             refill_amount: self.refill.map_or(0, |(amount, _)| amount),
-            refill_interval: self
-                .refill
-                .and_then(|(_, every)| prost_types::Duration::try_from(every).ok()),
+            refill_interval: self.refill.and_then(|(_, every)| wire_duration(every)),
         }))
     }
 

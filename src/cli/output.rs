@@ -1,14 +1,15 @@
 //! What `keyward keys` prints: aligned tables for people, JSON for scripts.
 //!
-//! prost types do not derive serde, so the JSON is built by hand; it mirrors
-//! the proto (snake_case names, enum names as in the proto, RFC 3339 times).
+//! The JSON is the response message in the proto3 JSON mapping (pbjson's,
+//! the same as Connect's on the wire and grpcurl's): lowerCamelCase names,
+//! enum names, RFC 3339 times, 64-bit integers as strings, defaults left
+//! out.
 
 use std::io::{ErrorKind, Write};
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat};
-use prost_types::Timestamp;
-use serde_json::{Map, Value, json};
+use pbjson_types::Timestamp;
 
 use crate::proto::v1::{self as pb, KeyInfo, KeyStatus, Reason, VerifyResponse};
 
@@ -21,8 +22,10 @@ pub fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
-pub fn json_text(value: &Value) -> String {
-    let mut text = serde_json::to_string_pretty(value).expect("a JSON value always serializes");
+/// A wire message as pretty proto3 JSON, with a final newline.
+pub fn message_json(message: &impl serde::Serialize) -> String {
+    let mut text =
+        serde_json::to_string_pretty(message).expect("a proto message serialises to JSON");
     text.push('\n');
     text
 }
@@ -112,15 +115,6 @@ pub fn time_text(ts: Option<&Timestamp>, absent: &str) -> String {
     }
 }
 
-/// RFC 3339 in UTC, keeping any fraction of a second; null when absent.
-pub fn time_json(ts: Option<&Timestamp>) -> Value {
-    match ts.map(|ts| (ts, datetime(ts))) {
-        None => Value::Null,
-        Some((_, Some(at))) => Value::String(at.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-        Some((ts, None)) => json!({ "seconds": ts.seconds, "nanos": ts.nanos }),
-    }
-}
-
 /// `active`, `rotating`, ...; a status this client does not know shows its number.
 pub fn status_word(status: i32) -> String {
     match KeyStatus::try_from(status) {
@@ -132,22 +126,12 @@ pub fn status_word(status: i32) -> String {
     }
 }
 
-/// The proto name, or the number for a value newer than this client (as the
-/// proto3 JSON mapping does).
-fn status_json(status: i32) -> Value {
-    KeyStatus::try_from(status).map_or(json!(status), |s| json!(s.as_str_name()))
-}
-
 /// `OK`, `INSUFFICIENT_SCOPE`, ...
 pub fn reason_word(reason: i32) -> String {
     match Reason::try_from(reason) {
         Ok(r) => r.as_str_name().trim_start_matches("REASON_").to_owned(),
         Err(_) => format!("UNKNOWN({reason})"),
     }
-}
-
-fn reason_json(reason: i32) -> Value {
-    Reason::try_from(reason).map_or(json!(reason), |r| json!(r.as_str_name()))
 }
 
 fn scopes_text(scopes: &[String], separator: &str) -> String {
@@ -225,45 +209,8 @@ pub fn key_details(info: &KeyInfo) -> String {
     table.render()
 }
 
-pub fn key_json(info: &KeyInfo) -> Value {
-    let metadata: Map<String, Value> = info
-        .metadata
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
-    json!({
-        "id": info.id,
-        "project": info.project,
-        "label": info.label,
-        "scopes": info.scopes,
-        "status": status_json(info.status),
-        "hint": info.hint,
-        "created_at": time_json(info.created_at.as_ref()),
-        "expires_at": time_json(info.expires_at.as_ref()),
-        "revoked_at": time_json(info.revoked_at.as_ref()),
-        "metadata": metadata,
-        "updated_at": time_json(info.updated_at.as_ref()),
-        "revoke_reason": info.revoke_reason,
-        "replaced_by": info.replaced_by,
-        "replaces": info.replaces,
-        "rate_limit": info.rate_limit.as_ref().map(|r| json!({
-            "limit": r.limit,
-            "period": r.period.map(|p| duration_text(&p)),
-            "burst": r.burst,
-        })),
-        "quota": info.quota.as_ref().map(|q| json!({
-            "limit": q.limit,
-            "period": pb::quota::Period::try_from(q.period).map_or(json!(q.period), |p| json!(p.as_str_name())),
-            "refill_amount": q.refill_amount,
-            "refill_interval": q.refill_interval.map(|d| duration_text(&d)),
-        })),
-        "allowed_cidrs": info.allowed_cidrs,
-        "last_used_at": time_json(info.last_used_at.as_ref()),
-    })
-}
-
 /// A proto duration as seconds, e.g. `1.5s`.
-fn duration_text(d: &prost_types::Duration) -> String {
+fn duration_text(d: &pbjson_types::Duration) -> String {
     let secs = d.seconds as f64 + f64::from(d.nanos) / 1e9;
     format!("{secs}s")
 }
@@ -323,21 +270,10 @@ pub fn verify_details(response: &VerifyResponse) -> String {
     table.render()
 }
 
-pub fn verify_json(response: &VerifyResponse) -> Value {
-    json!({
-        "allowed": response.allowed,
-        "reason": reason_json(response.reason),
-        "key_id": response.key_id,
-        "project": response.project,
-        "scopes": response.scopes,
-        "expires_at": time_json(response.expires_at.as_ref()),
-        "retry_after": response.retry_after.as_ref().map(duration_text),
-        "quota_remaining": response.quota_remaining,
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
     fn ts(rfc3339: &str) -> Option<Timestamp> {
@@ -396,7 +332,7 @@ mod tests {
         let mut info = info();
         info.rate_limit = Some(pb::RateLimit {
             limit: 100,
-            period: Some(prost_types::Duration {
+            period: Some(pbjson_types::Duration {
                 seconds: 1,
                 nanos: 0,
             }),
@@ -433,31 +369,29 @@ metadata       owner=ana
     }
 
     #[test]
-    fn key_json_mirrors_the_proto() {
-        let value = key_json(&info());
-        assert_eq!(value["id"], "key_01");
-        assert_eq!(value["status"], "KEY_STATUS_ACTIVE");
-        assert_eq!(value["scopes"], json!(["orders:read", "orders:write"]));
-        assert_eq!(value["created_at"], "2025-01-02T03:04:05.250Z");
-        assert_eq!(value["updated_at"], "2025-01-02T03:04:05Z");
-        assert_eq!(value["expires_at"], Value::Null);
-        assert_eq!(value["metadata"], json!({"owner": "ana", "team": "pay"}));
-        assert_eq!(value["replaced_by"], "");
-        assert_eq!(value["rate_limit"], Value::Null);
-        assert_eq!(value["allowed_cidrs"], json!([]));
-        assert_eq!(value.as_object().unwrap().len(), 18);
+    fn key_json_is_the_proto3_mapping() {
+        let value: Value =
+            serde_json::from_str(&message_json(&pb::GetKeyResponse { info: Some(info()) }))
+                .unwrap();
+        let info = &value["info"];
+        assert_eq!(info["id"], "key_01");
+        assert_eq!(info["status"], "KEY_STATUS_ACTIVE");
+        assert_eq!(info["scopes"], json!(["orders:read", "orders:write"]));
+        assert_eq!(info["createdAt"], "2025-01-02T03:04:05.250+00:00");
+        assert_eq!(info["metadata"], json!({"owner": "ana", "team": "pay"}));
+        for absent in ["expiresAt", "replacedBy", "rateLimit", "allowedCidrs"] {
+            assert!(info.get(absent).is_none(), "{absent}");
+        }
     }
 
     #[test]
     fn unknown_enum_values_stay_visible() {
         assert_eq!(status_word(2), "rotating");
         assert_eq!(status_word(42), "unknown(42)");
-        assert_eq!(status_json(42), json!(42));
         assert_eq!(
             reason_word(Reason::InsufficientScope as i32),
             "INSUFFICIENT_SCOPE"
         );
-        assert_eq!(reason_json(Reason::Ok as i32), "REASON_OK");
     }
 
     #[test]
@@ -484,9 +418,12 @@ metadata       owner=ana
             "{text}"
         );
         assert!(text.contains("expires_at  never"));
-        let value = verify_json(&response);
-        assert_eq!(value["allowed"], false);
-        assert_eq!(value["reason"], "REASON_INSUFFICIENT_SCOPE");
-        assert_eq!(value["expires_at"], Value::Null);
+        let value: Value = serde_json::from_str(&message_json(&response)).unwrap();
+        // The proto3 JSON mapping: defaults (`allowed: false`) left out.
+        assert_eq!(
+            value,
+            json!({"reason": "REASON_INSUFFICIENT_SCOPE", "keyId": "key_01",
+                   "project": "acme", "scopes": ["orders:read"]})
+        );
     }
 }

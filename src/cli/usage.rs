@@ -6,11 +6,10 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
-use serde_json::{Value, json};
 
 use super::{
     audit::{When, parse_when},
-    output::{Table, clean, time_json, time_text},
+    output::{Table, clean, time_text},
 };
 use crate::{grpc::convert, proto::v1 as pb};
 
@@ -56,14 +55,14 @@ pub(super) struct UsageArgs {
 
 impl UsageArgs {
     pub(super) fn request(&self, now: DateTime<Utc>) -> Result<pb::GetUsageRequest> {
-        let time = |w: &Option<When>| -> Result<Option<prost_types::Timestamp>> {
+        let time = |w: &Option<When>| -> Result<Option<pbjson_types::Timestamp>> {
             w.as_ref()
                 .map(|w| w.resolve(now).map(convert::timestamp))
                 .transpose()
         };
         let bucket = match self.bucket.map(|b| b.as_secs()) {
             None => None,
-            Some(s @ (60 | 3_600 | 86_400)) => Some(prost_types::Duration {
+            Some(s @ (60 | 3_600 | 86_400)) => Some(pbjson_types::Duration {
                 seconds: s as i64,
                 nanos: 0,
             }),
@@ -126,7 +125,7 @@ pub(super) fn text(response: &pb::GetUsageResponse, all_buckets: bool) -> String
         .series
         .last()
         .and_then(|p| p.start.as_ref())
-        .map(|s| prost_types::Timestamp {
+        .map(|s| pbjson_types::Timestamp {
             seconds: s.seconds + bucket,
             nanos: 0,
         });
@@ -166,31 +165,6 @@ pub(super) fn text(response: &pb::GetUsageResponse, all_buckets: bool) -> String
     out
 }
 
-pub(super) fn json_value(response: &pb::GetUsageResponse) -> Value {
-    let series: Vec<Value> = response
-        .series
-        .iter()
-        .map(|p| {
-            json!({
-                "start": time_json(p.start.as_ref()),
-                "allowed": p.allowed,
-                "denied": p.denied,
-                "denied_by_reason": p.denied_by_reason,
-            })
-        })
-        .collect();
-    let busiest: Vec<Value> = response
-        .busiest_keys
-        .iter()
-        .map(|k| json!({ "key_id": k.key_id, "label": k.label, "allowed": k.allowed, "denied": k.denied }))
-        .collect();
-    json!({
-        "bucket_seconds": response.bucket.as_ref().map_or(0, |b| b.seconds),
-        "series": series,
-        "busiest_keys": busiest,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,7 +179,7 @@ mod tests {
     #[test]
     fn text_lists_buckets_with_calls_and_their_reasons() {
         let point = |s: i64, allowed: i64, denied: &[(&str, i64)]| pb::UsagePoint {
-            start: Some(prost_types::Timestamp {
+            start: Some(pbjson_types::Timestamp {
                 seconds: s,
                 nanos: 0,
             }),
@@ -220,7 +194,7 @@ mod tests {
                 point(120, 1, &[]),
             ],
             busiest_keys: vec![],
-            bucket: Some(prost_types::Duration {
+            bucket: Some(pbjson_types::Duration {
                 seconds: 60,
                 nanos: 0,
             }),

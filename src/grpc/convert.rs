@@ -9,29 +9,30 @@ use crate::{
     key::KeyId,
     limit::{Quota, QuotaPeriod, RateLimit},
     proto::v1 as pb,
-    store::{KeyStatus, StoredKey},
+    store::{self, KeyStatus, StoredKey},
     validate,
     verify::Verdict,
 };
 
-pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
+pub fn timestamp(at: DateTime<Utc>) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp {
         seconds: at.timestamp(),
         nanos: at.timestamp_subsec_nanos() as i32,
     }
 }
 
-pub fn from_timestamp(field: &str, ts: &prost_types::Timestamp) -> Result<DateTime<Utc>, Error> {
+pub fn from_timestamp(field: &str, ts: &pbjson_types::Timestamp) -> Result<DateTime<Utc>, Error> {
     let nanos = u32::try_from(ts.nanos)
         .ok()
         .filter(|n| *n < 1_000_000_000)
         .ok_or_else(|| Error::invalid(field, "nanos must be 0 to 999,999,999"))?;
     let at = DateTime::from_timestamp(ts.seconds, nanos)
         .ok_or_else(|| Error::invalid(field, "out of range"))?;
-    validate::time(field, at)
+    // Kept as the store keeps it, so the response to a write shows it so.
+    validate::time(field, store::precision::truncate(at))
 }
 
-pub fn from_duration(field: &str, d: &prost_types::Duration) -> Result<Duration, Error> {
+pub fn from_duration(field: &str, d: &pbjson_types::Duration) -> Result<Duration, Error> {
     if d.seconds < 0 || d.nanos < 0 {
         return Err(Error::invalid(field, "must not be negative"));
     }
@@ -109,14 +110,14 @@ pub fn key_info(key: &StoredKey, now: DateTime<Utc>) -> pb::KeyInfo {
     }
 }
 
-fn std_duration(d: std::time::Duration) -> prost_types::Duration {
-    prost_types::Duration {
+fn std_duration(d: std::time::Duration) -> pbjson_types::Duration {
+    pbjson_types::Duration {
         seconds: d.as_secs() as i64,
         nanos: d.subsec_nanos() as i32,
     }
 }
 
-fn to_std(field: &str, d: &prost_types::Duration) -> Result<std::time::Duration, Error> {
+fn to_std(field: &str, d: &pbjson_types::Duration) -> Result<std::time::Duration, Error> {
     from_duration(field, d)?
         .to_std()
         .map_err(|_| Error::invalid(field, "out of range"))
@@ -262,14 +263,23 @@ mod tests {
 
     #[test]
     fn timestamps_round_trip_and_reject_bad_nanos() {
-        let now = Utc::now();
+        let now = store::precision::now();
         assert_eq!(from_timestamp("t", &timestamp(now)).unwrap(), now);
-        let bad = prost_types::Timestamp {
+        // Finer than the store keeps: truncated on the way in.
+        let fine = pbjson_types::Timestamp {
+            seconds: 10,
+            nanos: 123_456_789,
+        };
+        assert_eq!(
+            from_timestamp("t", &fine).unwrap().timestamp_subsec_nanos(),
+            123_456_000
+        );
+        let bad = pbjson_types::Timestamp {
             seconds: 0,
             nanos: -1,
         };
         assert!(from_timestamp("t", &bad).is_err());
-        let at = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
+        let at = |seconds| pbjson_types::Timestamp { seconds, nanos: 0 };
         assert!(from_timestamp("t", &at(253_402_300_799)).is_ok());
         for out in [253_402_300_800, -1, 200_000 * 31_556_952] {
             assert!(
@@ -281,7 +291,7 @@ mod tests {
 
     #[test]
     fn durations_must_not_be_negative() {
-        let d = prost_types::Duration {
+        let d = pbjson_types::Duration {
             seconds: 90,
             nanos: 5,
         };
@@ -292,7 +302,7 @@ mod tests {
         assert!(
             from_duration(
                 "g",
-                &prost_types::Duration {
+                &pbjson_types::Duration {
                     seconds: -1,
                     nanos: 0
                 }
@@ -316,7 +326,7 @@ mod tests {
             matches!(rate_limit("rate_limit", &zero), Err(Error::InvalidArgument { field, .. }) if field == "rate_limit.limit")
         );
         let long = pb::RateLimit {
-            period: Some(prost_types::Duration {
+            period: Some(pbjson_types::Duration {
                 seconds: 90_000,
                 nanos: 0,
             }),
@@ -353,7 +363,7 @@ mod tests {
             limit: 10,
             period: pb::quota::Period::Credits as i32,
             refill_amount: 1,
-            refill_interval: Some(prost_types::Duration {
+            refill_interval: Some(pbjson_types::Duration {
                 seconds: 60,
                 nanos: 0,
             }),

@@ -5,6 +5,7 @@ pub mod admin_auth;
 pub mod convert;
 pub mod ext_authz;
 pub mod key_service;
+pub mod reflection;
 mod report_leak;
 mod status;
 mod usage;

@@ -79,7 +79,7 @@ pub fn response(report: Report) -> pb::GetUsageResponse {
                 denied: key.denied,
             })
             .collect(),
-        bucket: Some(prost_types::Duration {
+        bucket: Some(pbjson_types::Duration {
             seconds: report.bucket_seconds,
             nanos: 0,
         }),

@@ -22,6 +22,9 @@
 
 pub mod authz;
 pub mod body;
+pub mod connect;
+pub mod cors;
+pub mod grpc_web;
 pub mod kind;
 pub mod leaks;
 pub mod reply;

@@ -15,6 +15,7 @@ mod outbox;
 mod pg_read;
 pub mod postgres;
 mod postgres_usage;
+pub mod precision;
 mod retryable;
 mod session_probe;
 mod sql;

@@ -8,6 +8,7 @@ pub mod counting;
 pub mod envoy;
 pub mod forward;
 pub mod gateway;
+pub mod http;
 pub mod leak_report;
 pub mod otlp;
 pub mod pgbouncer;

@@ -22,7 +22,7 @@ use envoy_types::{
 };
 use keyward::{
     key::format,
-    proto::v1::{Reason, VerifyRequest, key_service_client::KeyServiceClient},
+    proto::v1::{Reason, VerifyRequest, VerifyResponse, key_service_client::KeyServiceClient},
 };
 use tonic::transport::Channel;
 use tonic_health::pb::{
@@ -39,6 +39,10 @@ pub enum Rpc {
     /// filter calls it: the key in an `x-api-key` header, the required
     /// scopes in the route's `keyward_scopes` context extension.
     Check,
+    /// Verify over the Connect protocol with JSON (`POST
+    /// /keyward.v1.KeyService/Verify`, `application/json`), on the same
+    /// HTTP/2 connections as the gRPC calls.
+    ConnectVerify,
 }
 
 /// What a correct Verify or Check answer is; anything else counts as
@@ -91,10 +95,10 @@ pub struct Keys {
 impl Keys {
     pub fn load(set: &KeySet, rpc: Rpc) -> anyhow::Result<Self> {
         let list = match (&set.keys_file, rpc, set.unknown) {
-            (Some(file), Rpc::Verify | Rpc::Check, false) => {
+            (Some(file), Rpc::Verify | Rpc::Check | Rpc::ConnectVerify, false) => {
                 read_keys(file, set.key_offset, set.key_count.unwrap_or(usize::MAX))?
             }
-            (None, Rpc::Verify | Rpc::Check, false) => {
+            (None, Rpc::Verify | Rpc::Check | Rpc::ConnectVerify, false) => {
                 anyhow::bail!("Verify and Check need --keys-file or --unknown")
             }
             _ => Vec::new(),
@@ -168,6 +172,7 @@ pub fn check_request(key: String, scopes: &[String]) -> CheckRequest {
 
 pub enum Caller {
     Verify(KeyServiceClient<Channel>, Expect),
+    ConnectVerify(Channel, Expect),
     Health(HealthClient<Channel>),
     Check(AuthorizationClient<Channel>, Expect),
 }
@@ -185,26 +190,22 @@ impl Caller {
             Rpc::Verify => Caller::Verify(KeyServiceClient::new(channel), expect),
             Rpc::Health => Caller::Health(HealthClient::new(channel)),
             Rpc::Check => Caller::Check(AuthorizationClient::new(channel), expect),
+            Rpc::ConnectVerify => Caller::ConnectVerify(channel, expect),
         }
     }
 
     pub async fn call(&mut self, keys: &Keys, index: usize) -> Answer {
         match self {
             Caller::Verify(client, expect) => match client.verify(keys.request(index)).await {
-                Ok(response) => {
-                    let r = response.into_inner();
-                    let expected = match expect {
-                        Expect::Allowed => r.allowed && r.reason == Reason::Ok as i32,
-                        Expect::Unknown => !r.allowed && r.reason == Reason::Unknown as i32,
-                    };
-                    if expected {
-                        Answer::Expected
-                    } else {
-                        Answer::Wrong
-                    }
-                }
+                Ok(response) => verify_answer(&response.into_inner(), *expect),
                 Err(_) => Answer::Error,
             },
+            Caller::ConnectVerify(channel, expect) => {
+                match connect_verify(channel, &keys.request(index)).await {
+                    Some(response) => verify_answer(&response, *expect),
+                    None => Answer::Error,
+                }
+            }
             Caller::Health(client) => match client.check(HealthCheckRequest::default()).await {
                 Ok(r) if r.get_ref().status == ServingStatus::Serving as i32 => Answer::Expected,
                 Ok(_) => Answer::Wrong,
@@ -225,6 +226,43 @@ impl Caller {
             }
         }
     }
+}
+
+fn verify_answer(r: &VerifyResponse, expect: Expect) -> Answer {
+    let expected = match expect {
+        Expect::Allowed => r.allowed && r.reason == Reason::Ok as i32,
+        Expect::Unknown => !r.allowed && r.reason == Reason::Unknown as i32,
+    };
+    if expected {
+        Answer::Expected
+    } else {
+        Answer::Wrong
+    }
+}
+
+/// One Connect JSON Verify over `channel` (tonic's channel is an HTTP/2
+/// client that fills in the scheme and authority); `None` for anything but
+/// a 200 with a VerifyResponse.
+async fn connect_verify(channel: &mut Channel, request: &VerifyRequest) -> Option<VerifyResponse> {
+    use http_body_util::BodyExt;
+    use tower_service::Service;
+    let body = serde_json::to_vec(request).ok()?;
+    let request = http::Request::post("/keyward.v1.KeyService/Verify")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("connect-protocol-version", "1")
+        .body(tonic::body::Body::new(http_body_util::Full::new(
+            bytes::Bytes::from(body),
+        )))
+        .ok()?;
+    std::future::poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .ok()?;
+    let response = channel.call(request).await.ok()?;
+    if response.status() != http::StatusCode::OK {
+        return None;
+    }
+    let bytes = response.into_body().collect().await.ok()?.to_bytes();
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Whether a Check answer is the expected one: allowed is status OK with an

@@ -62,7 +62,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<()> {
     use prost::Message;
     let message = match args.rpc {
         call::Rpc::Health => tonic_health::pb::HealthCheckRequest::default().encode_to_vec(),
-        call::Rpc::Verify | call::Rpc::Check => {
+        call::Rpc::Verify | call::Rpc::Check | call::Rpc::ConnectVerify => {
             let file = args
                 .keys_file
                 .ok_or_else(|| anyhow::anyhow!("--keys-file is needed for verify and check"))?;

@@ -62,11 +62,8 @@ pub struct SeedArgs {
 fn rate_limit_column(args: &SeedArgs) -> anyhow::Result<String> {
     let requested = pb::RateLimit {
         limit: args.rate_limit_calls,
-        period: Some(
-            std::time::Duration::from_millis(args.rate_limit_period_ms)
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("--rate-limit-period-ms is out of range"))?,
-        ),
+        // Milliseconds in a u64 are well within the wire's i64 seconds.
+        period: Some(std::time::Duration::from_millis(args.rate_limit_period_ms).into()),
         burst: args.rate_limit_burst,
     };
     let limit = keyward::grpc::convert::rate_limit("rate_limit", &requested)

@@ -23,7 +23,7 @@ pub(super) struct ExpiryArgs {
 }
 
 impl ExpiryArgs {
-    pub(super) fn resolve(&self, now: DateTime<Utc>) -> Result<Option<prost_types::Timestamp>> {
+    pub(super) fn resolve(&self, now: DateTime<Utc>) -> Result<Option<pbjson_types::Timestamp>> {
         let at = match (self.expires_in, self.expires_at) {
             (Some(after), _) => chrono::Duration::from_std(after)
                 .ok()
@@ -32,7 +32,7 @@ impl ExpiryArgs {
             (None, Some(at)) => at,
             (None, None) => return Ok(None),
         };
-        Ok(Some(prost_types::Timestamp {
+        Ok(Some(pbjson_types::Timestamp {
             seconds: at.timestamp(),
             nanos: at.timestamp_subsec_nanos() as i32,
         }))

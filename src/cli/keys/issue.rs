@@ -67,9 +67,9 @@ pub(super) fn issue_request(args: IssueArgs, now: DateTime<Utc>) -> Result<pb::I
 pub(super) fn rotate_request(args: RotateArgs) -> Result<pb::RotateRequest> {
     let grace_period = args
         .grace
-        .map(prost_types::Duration::try_from)
+        .map(|grace| crate::cli::limits::wire_duration(grace).ok_or(()))
         .transpose()
-        .map_err(|_| anyhow!("--grace is too long"))?;
+        .map_err(|()| anyhow!("--grace is too long"))?;
     Ok(pb::RotateRequest {
         key_id: args.key_id,
         grace_period,

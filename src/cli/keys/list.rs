@@ -2,12 +2,11 @@
 
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
-use serde_json::json;
 
 use crate::{
     cli::{
         client::{AdminKey, KeyClient, ResponseExt},
-        output::{self, json_text},
+        output,
     },
     proto::v1 as pb,
 };
@@ -93,10 +92,10 @@ pub(super) async fn list(
         request.page_token = token;
     };
     if json {
-        let keys: Vec<_> = keys.iter().map(output::key_json).collect();
-        return Ok(json_text(
-            &json!({ "keys": keys, "next_page_token": next_page_token }),
-        ));
+        return Ok(output::message_json(&pb::ListKeysResponse {
+            keys,
+            next_page_token,
+        }));
     }
     if !next_page_token.is_empty() {
         eprintln!("more keys follow: add --page-token {next_page_token} (or use --all)");

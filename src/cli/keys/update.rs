@@ -100,7 +100,7 @@ pub(super) fn update_request(args: UpdateArgs, now: DateTime<Utc>) -> Result<pb:
         rate_limit: args.limits.rate_limit(),
         quota: args.limits.quota()?,
         allowed_cidrs: args.limits.allowed_cidrs(),
-        update_mask: Some(prost_types::FieldMask {
+        update_mask: Some(pbjson_types::FieldMask {
             paths: paths.into_iter().map(str::to_owned).collect(),
         }),
     })

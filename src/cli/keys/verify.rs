@@ -9,7 +9,7 @@ use clap::Args;
 use crate::{
     cli::{
         client::{self, ConnectArgs, ResponseExt},
-        output::{self, json_text},
+        output,
     },
     proto::v1 as pb,
 };
@@ -52,7 +52,7 @@ pub(super) async fn run_verify(
     let mut client = client::connect(connect).await?;
     let response = client.verify(request).await.into_message()?;
     output::print(&if json {
-        json_text(&output::verify_json(&response))
+        output::message_json(&response)
     } else {
         output::verify_details(&response)
     })?;
