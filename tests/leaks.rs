@@ -237,6 +237,17 @@ async fn reports_not_signed_by_a_trusted_key_change_nothing() {
         .await
         .unwrap();
     assert_eq!((get.status, get.header("allow")), (405, Some("POST")));
+    // Too many tokens: refused whole (the live key among them stays live),
+    // and not as a failure a retry would cure.
+    let mut many = vec![(key.as_str(), URL)];
+    many.extend(std::iter::repeat_n(
+        ("x", URL),
+        keyward::admin::MAX_LEAKED_TOKENS,
+    ));
+    let response = trusted.post(port, &leak_report::body(&many)).await;
+    assert_eq!(response.status, 400);
+    assert!(response.body.contains("split"), "{}", response.body);
+    assert!(!response.body.contains("retry"), "{}", response.body);
     assert!(allowed(&mut api, &key).await);
 }
 

@@ -90,6 +90,31 @@ fn corpus() -> Corpus {
         }
         std::fs::write(&path, text).unwrap();
     }
+    // Whole files, for shapes a line template cannot write: CRLF, no final
+    // newline, and keys glued to what precedes them (URL-encoded, a JSON
+    // string's escape), which a leading `\b` once made RE2 and Python miss.
+    let raw: [(&str, &str); 5] = [
+        ("crlf.txt", "a\r\nkey: {}\r\nb\r\n"),
+        ("no-newline.txt", "first\ntoken={}"),
+        (
+            "encoded-url.txt",
+            "https://example.test/login?next=https%3A%2F%2Fapi.example.test%2F%3Fkey%3D{}\n",
+        ),
+        ("space.txt", "https://example.test/?q=Bearer%20{}\n"),
+        ("log.json", "{\"msg\": \"started\\n{}\"}\n"),
+    ];
+    for (name, template) in raw {
+        let path = dir.path().join(name);
+        let key = fresh();
+        let (before, _) = template.split_once("{}").unwrap();
+        keys.push(Planted {
+            file: path.clone(),
+            line: before.matches('\n').count() + 1,
+            hint: format::hint(&key),
+            key: key.expose().to_owned(),
+        });
+        std::fs::write(&path, template.replace("{}", key.expose())).unwrap();
+    }
     // Look-alikes: pattern-shaped, but no checksum holds.
     let mut typo = generate("acme").into_exposed();
     let last = if typo.ends_with('0') { "1" } else { "0" };
@@ -231,32 +256,60 @@ fn yaml_single_quoted(text: &str, name: &str) -> String {
     quoted.replace("''", "'")
 }
 
-fn rule_regexes() -> [(&'static str, String); 2] {
+/// The text of the `PATTERN = r"..."` line of the detect-secrets plugin.
+fn python_raw_string(text: &str, name: &str) -> String {
+    let start = format!("{name} = r\"");
+    let line = text
+        .lines()
+        .find(|line| line.starts_with(&start))
+        .unwrap_or_else(|| panic!("no `{name} = r\"` in the detect-secrets plugin"));
+    line[start.len()..].strip_suffix('"').unwrap().to_owned()
+}
+
+fn rule_regexes() -> [(&'static str, String); 3] {
     let gitleaks: toml::Table =
         toml::from_str(&std::fs::read_to_string(format!("{RULES}/gitleaks.toml")).unwrap())
             .unwrap();
     let rule = &gitleaks["rules"].as_array().unwrap()[0];
     let gitleaks = rule["regex"].as_str().unwrap().to_owned();
     let trufflehog = std::fs::read_to_string(format!("{RULES}/trufflehog.yaml")).unwrap();
+    let plugin = std::fs::read_to_string(format!("{RULES}/detect_secrets_keyward.py")).unwrap();
     [
         ("gitleaks", gitleaks),
         ("trufflehog", yaml_single_quoted(&trufflehog, "key")),
+        ("detect-secrets", python_raw_string(&plugin, "PATTERN")),
     ]
 }
 
+/// Each rule's regex as its tool applies it: to the whole file (gitleaks and
+/// TruffleHog match fragments, not lines), with RE2's semantics (Go's
+/// `regexp`: leftmost-first, and `\b` an ASCII word boundary, which Rust's
+/// `regex` gives with Unicode off). Neither tool checks the checksum, so a
+/// match glued to what precedes the key may start early; it must end with
+/// the key, and nothing else in the corpus may match.
 #[test]
 fn gitleaks_and_trufflehog_regexes_find_every_key() {
     let corpus = corpus();
+    let files: BTreeSet<&PathBuf> = corpus.keys.iter().map(|k| &k.file).collect();
     for (tool, pattern) in rule_regexes() {
         assert_eq!(pattern, PATTERN, "{tool}'s rule drifted from the format");
-        let regex = regex::Regex::new(&pattern).unwrap();
+        let re2 = regex::RegexBuilder::new(&pattern)
+            .unicode(false)
+            .build()
+            .unwrap();
+        let mut matches = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            matches.extend(re2.find_iter(&text).map(|m| m.as_str().to_owned()));
+        }
         for planted in &corpus.keys {
-            let text = std::fs::read_to_string(&planted.file).unwrap();
-            let line = text.lines().nth(planted.line - 1).unwrap();
-            let found: Vec<&str> = regex.find_iter(line).map(|m| m.as_str()).collect();
-            assert_eq!(found, [planted.key.as_str()], "{tool}: {planted:?}");
+            assert!(
+                matches.iter().any(|m| m.ends_with(&planted.key)),
+                "{tool}: {planted:?}"
+            );
             assert!(planted.key.contains("_kw1_"), "the rules' keyword");
         }
+        assert_eq!(matches.len(), corpus.keys.len(), "{tool}: {matches:?}");
     }
 }
 
@@ -407,8 +460,27 @@ async fn revoke_without_an_admin_key_is_refused_before_scanning() {
     })
     .await
     .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    // 2, not 1: a hook or CI must not read a usage mistake as "keys found".
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("KEYWARD_ADMIN_KEY"));
+}
+
+#[test]
+fn check_without_a_server_exits_two_and_still_says_where_the_keys_are() {
+    let key = generate("acme");
+    let input = format!(
+        "x
+{}
+",
+        key.expose()
+    );
+    let output = scan(
+        &["--check", "--server", "http://127.0.0.1:1", "-"],
+        Some(&input),
+    );
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let line = format!("-:2: {}", format::hint(&key));
+    assert_eq!(reported(&output), BTreeSet::from([line]));
 }
 
 #[test]

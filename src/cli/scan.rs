@@ -51,20 +51,27 @@ pub struct ScanArgs {
 /// `key_id status` after it under --check; exits 0 when none, 1 when some,
 /// 2 when a path could not be read or a check failed.
 pub async fn run(args: ScanArgs) -> Result<ExitCode> {
-    // Checked before scanning, so a usage mistake is not reported late.
-    let admin = args
+    // Checked before scanning, so a usage mistake is not reported late. It
+    // exits FAILED, not the error's 1, which a pre-commit hook or CI would
+    // read as "keys found".
+    let admin = match args
         .revoke
         .then(|| AdminKey::load(args.admin_key_file.as_deref()))
-        .transpose()?;
+        .transpose()
+    {
+        Ok(admin) => admin,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return Ok(ExitCode::from(FAILED));
+        }
+    };
     let (findings, mut failed) = collect(&args);
     if args.check || args.revoke {
         if !findings.is_empty() {
-            failed |= !check(&args.connect, admin.as_ref(), &findings).await?;
+            failed |= !check(&args.connect, admin.as_ref(), &findings).await;
         }
     } else {
-        for (location, finding) in &findings {
-            println!("{location}:{}: {}", finding.line, finding.hint);
-        }
+        print_plain(&findings);
     }
     if !findings.is_empty() {
         eprintln!(
@@ -109,14 +116,28 @@ fn collect(args: &ScanArgs) -> (Vec<(Location, Finding)>, bool) {
     (findings, failed)
 }
 
+fn print_plain(findings: &[(Location, Finding)]) {
+    for (location, finding) in findings {
+        println!("{location}:{}: {}", finding.line, finding.hint);
+    }
+}
+
 /// Prints each finding with its key id and status, revoking live ones when
-/// `admin` is given. False when some call failed.
+/// `admin` is given. False when some call failed; when the server cannot be
+/// reached at all, the findings are still printed, without ids.
 async fn check(
     connect: &ConnectArgs,
     admin: Option<&AdminKey>,
     findings: &[(Location, Finding)],
-) -> Result<bool> {
-    let mut client = client::connect(connect).await?;
+) -> bool {
+    let mut client = match client::connect(connect).await {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            print_plain(findings);
+            return false;
+        }
+    };
     let mut all_ok = true;
     for (location, finding) in findings {
         let at = format!("{location}:{}", finding.line);
@@ -156,7 +177,7 @@ async fn check(
         }
         println!("{at}: {} {id} {status}{note}", finding.hint);
     }
-    Ok(all_ok)
+    all_ok
 }
 
 /// Live means the key would pass a call that needs no scope, or only a

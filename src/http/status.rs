@@ -44,7 +44,7 @@ pub fn for_leak_refusal(refusal: &LeakRefusal) -> StatusCode {
         LeakRefusal::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         LeakRefusal::Body(error) => error.status(),
         LeakRefusal::Signature(_) => StatusCode::UNAUTHORIZED,
-        LeakRefusal::NotReport => StatusCode::BAD_REQUEST,
+        LeakRefusal::NotReport | LeakRefusal::TooManyTokens => StatusCode::BAD_REQUEST,
         LeakRefusal::Failed(code) => for_code(*code),
     }
 }

@@ -30,9 +30,13 @@ const MARKER_STEM: &[u8] = b"_kw1";
 pub(crate) const TAIL_LEN: usize = SECRET_LEN + CHECKSUM_LEN;
 /// One regular expression for every marked key (Rust `regex`, RE2, Python
 /// `re` read it alike): the prefix keyward generates, the marker, exactly the
-/// base62 secret and checksum, and word boundaries so a longer run is no key.
-/// A match is a key only if [`parse`] accepts its checksum.
-pub const PATTERN: &str = r"\b[a-z0-9_]{1,64}_kw1_[0-9A-Za-z]{49}\b";
+/// base62 secret and checksum, and a word boundary after it so a longer run
+/// is no key. No boundary before it: leaked keys are often glued to what
+/// precedes them (`%3Dacme_kw1_…` in an encoded URL, `\nacme_kw1_…` in a
+/// JSON string), and a leading `\b` made RE2 and Python miss those. A match
+/// may then start a few characters early; it is a key only if [`parse`]
+/// accepts the checksum of one of its suffixes.
+pub const PATTERN: &str = r"[a-z0-9_]{1,64}_kw1_[0-9A-Za-z]{49}\b";
 
 /// A plaintext key. Its `Debug` and `Display` never show the secret, so it
 /// cannot leak through a log line or an error by accident.
@@ -251,13 +255,15 @@ mod tests {
         assert!(!pattern.is_match(LEGACY_KEY), "old keys have no marker");
         let key = generate("acme").into_exposed();
         let found = regex::Regex::new(PATTERN).unwrap();
-        for embedded in [format!("{key}_"), format!("{key}0"), format!("Q{key}")] {
+        for embedded in [format!("{key}_"), format!("{key}0")] {
             assert!(!found.is_match(&embedded), "{embedded}");
         }
         for quoted in [
             format!("\"{key}\""),
             format!("key={key}\n"),
             format!("/{key}/"),
+            format!("Q{key}"),
+            format!("%3D{key}"),
         ] {
             assert_eq!(found.find(&quoted).unwrap().as_str(), key);
         }

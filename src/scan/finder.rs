@@ -9,15 +9,12 @@ use crate::key::{
     format::{self, PATTERN},
 };
 
-/// [`PATTERN`] without its leading word boundary, so a key glued to the end
-/// of an identifier (`API_KEY_acme_kw1_…`) is still a candidate; the
-/// checksum then decides where the key starts. ASCII semantics (as RE2's)
-/// keep the DFA fast on any input and make bytes that are not UTF-8 harmless.
+/// [`PATTERN`] has no leading word boundary, so a key glued to the end of an
+/// identifier (`API_KEY_acme_kw1_…`) is still a candidate; the checksum then
+/// decides where the key starts. ASCII semantics (as RE2's) keep the DFA
+/// fast on any input and make bytes that are not UTF-8 harmless.
 static CANDIDATE: LazyLock<Regex> = LazyLock::new(|| {
-    let unanchored = PATTERN
-        .strip_prefix(r"\b")
-        .expect("the pattern starts with a word boundary");
-    RegexBuilder::new(unanchored)
+    RegexBuilder::new(PATTERN)
         .unicode(false)
         .build()
         .expect("the key pattern compiles")

@@ -27,7 +27,7 @@ use tonic::{
 };
 
 use crate::{
-    admin::{Actor, Admin, LeakedToken, Reach},
+    admin::{Actor, Admin, LeakedToken, MAX_LEAKED_TOKENS, Reach},
     http::{BoxResponse, Endpoint, HttpRequest, HttpResponse, body, reply, status},
 };
 use keys::{KEY_ID_HEADER, KeysFileError, SIGNATURE_HEADER, TrustedKeys};
@@ -127,6 +127,9 @@ async fn handle(
     keys.verify(key_id, signature, &raw)?;
     let reported: Vec<Reported> =
         serde_json::from_slice(&raw).map_err(|_| LeakRefusal::NotReport)?;
+    if reported.len() > MAX_LEAKED_TOKENS {
+        return Err(LeakRefusal::TooManyTokens);
+    }
     let tokens: Vec<LeakedToken> = reported
         .into_iter()
         .map(|r| LeakedToken {
