@@ -13,7 +13,7 @@ use common::{
     check::Keys,
     counting::CountingStore,
     forward::{MODES, Mode, RULES, sub},
-    envoy::{HttpResponse, http},
+    http::{HttpResponse, http},
 };
 use keyward::proto::v1 as pb;
 
