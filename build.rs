@@ -15,6 +15,13 @@ const ENVOY_PROTOS: &[&str] = &["envoy/service/auth/v3/external_auth.proto"];
 /// The well-known types are pbjson's, which carry their JSON mapping, in the
 /// generated code and in the JSON code alike.
 const WELL_KNOWN: (&str, &str) = (".google.protobuf", "::pbjson_types");
+/// Except Timestamp, whose JSON is keyward's own (Z-normalised, 0/3/6/9
+/// digits, as grpcurl prints it). Both builders pick the longest matching
+/// extern path, so this wins over `WELL_KNOWN` for this one type.
+const TIMESTAMP: (&str, &str) = (
+    ".google.protobuf.Timestamp",
+    "crate::proto::timestamp::Timestamp",
+);
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // sqlx::migrate! embeds the migrations at compile time.
@@ -31,10 +38,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Turns off the default mapping to prost-types, so that ours applies.
         .compile_well_known_types(true)
         .extern_path(WELL_KNOWN.0, WELL_KNOWN.1)
+        .extern_path(TIMESTAMP.0, TIMESTAMP.1)
         .compile_fds(fds)?;
     pbjson_build::Builder::new()
         .register_descriptors(&encoded)?
         .extern_path(WELL_KNOWN.0, WELL_KNOWN.1)
+        .extern_path(TIMESTAMP.0, TIMESTAMP.1)
         .build(&[".keyward"])?;
 
     let envoy = protox::compile(ENVOY_PROTOS, [ENVOY_PROTO_DIR])?;

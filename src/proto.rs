@@ -2,6 +2,8 @@
 //! gRPC service, and their proto3 JSON mapping), and the descriptor sets
 //! that server reflection serves.
 
+pub mod timestamp;
+
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("keyward.v1");

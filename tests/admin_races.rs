@@ -10,8 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use keyward::proto::timestamp::Timestamp;
 use keyward::proto::v1 as pb;
-use pbjson_types::{FieldMask, Timestamp};
+use pbjson_types::FieldMask;
 use tonic::Code;
 
 use common::{TestApp, TestDb, client::Api};

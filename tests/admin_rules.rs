@@ -6,13 +6,14 @@
 mod common;
 
 use chrono::Utc;
+use keyward::proto::timestamp::Timestamp;
 use keyward::{
     key::{Digest, KeyId, format},
     limit::RateLimit,
     proto::v1 as pb,
     store::{AuditAction, AuditEvent, NewKey},
 };
-use pbjson_types::{FieldMask, Timestamp};
+use pbjson_types::FieldMask;
 use tonic::{Code, Status};
 
 use common::{TestApp, TestDb, client::issue_request};

@@ -10,7 +10,8 @@ use std::time::Duration;
 use common::{
     TestDb,
     client::Api,
-    envoy::{self, Envoy, HttpResponse, Keyward, Upstream},
+    envoy::{self, Envoy, Keyward, Upstream},
+    http::HttpResponse,
 };
 
 struct Stack {

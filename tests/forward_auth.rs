@@ -12,8 +12,8 @@ use common::{
     TestDb,
     check::Keys,
     counting::CountingStore,
-    envoy::{HttpResponse, http},
     forward::{MODES, Mode, RULES, sub},
+    http::{HttpResponse, http},
 };
 use keyward::proto::v1 as pb;
 
@@ -287,7 +287,7 @@ async fn limits_answer_429_except_403_for_nginx_and_usage_is_counted() {
         .api
         .usage(pb::GetUsageRequest {
             key_id: id,
-            since: Some(pbjson_types::Timestamp {
+            since: Some(keyward::proto::timestamp::Timestamp {
                 seconds: chrono::Utc::now().timestamp() - 3600,
                 nanos: 0,
             }),

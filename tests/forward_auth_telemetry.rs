@@ -6,8 +6,8 @@ mod common;
 
 use common::{
     TestDb,
-    envoy::http,
     forward::{Mode, RULES, sub},
+    http::http,
 };
 
 /// The value of one Prometheus series (0 when absent).

@@ -12,8 +12,9 @@ use std::time::Duration;
 use common::{
     TestDb,
     client::Api,
-    envoy::{self, Envoy, HttpResponse, Keyward, Upstream, http},
+    envoy::{self, Envoy, Keyward, Upstream},
     gateway::{self, Gateway},
+    http::{HttpResponse, http},
 };
 use keyward::proto::v1 as pb;
 

@@ -68,7 +68,7 @@ async fn bad_input_is_refused_by_field(db: TestDb) {
         ),
         (
             pb::IssueRequest {
-                expires_at: Some(pbjson_types::Timestamp {
+                expires_at: Some(keyward::proto::timestamp::Timestamp {
                     seconds: 1,
                     nanos: 0,
                 }),

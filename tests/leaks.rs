@@ -233,7 +233,7 @@ async fn reports_not_signed_by_a_trusted_key_change_nothing() {
     assert_eq!(trusted.post(port, not_json).await.status, 400);
     let huge = vec![b' '; (1 << 20) + 1];
     assert_eq!(trusted.post(port, &huge).await.status, 413);
-    let get = common::envoy::http(port, "GET", leak_report::PATH, &[])
+    let get = common::http::http(port, "GET", leak_report::PATH, &[])
         .await
         .unwrap();
     assert_eq!((get.status, get.header("allow")), (405, Some("POST")));

@@ -184,7 +184,7 @@ async fn exercise(a: &TestApp, b: &TestApp, lives: usize) {
     loop {
         let request = pb::GetUsageRequest {
             project: "acme".into(),
-            since: Some(pbjson_types::Timestamp {
+            since: Some(keyward::proto::timestamp::Timestamp {
                 seconds: since.timestamp(),
                 nanos: 0,
             }),

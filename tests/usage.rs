@@ -15,9 +15,9 @@ use tonic::Code;
 
 use common::{TestApp, TestDb, client::Api, config};
 
-fn hour_ago() -> pbjson_types::Timestamp {
+fn hour_ago() -> keyward::proto::timestamp::Timestamp {
     let at = Utc::now() - chrono::Duration::hours(1);
-    pbjson_types::Timestamp {
+    keyward::proto::timestamp::Timestamp {
         seconds: at.timestamp(),
         nanos: 0,
     }
@@ -183,7 +183,7 @@ async fn counts_match_calls(db: TestDb) {
     let since = (Utc::now().timestamp() / 3600 - 1) * 3600;
     let hourly = pb::GetUsageRequest {
         project: "acme".into(),
-        since: Some(pbjson_types::Timestamp {
+        since: Some(keyward::proto::timestamp::Timestamp {
             seconds: since,
             nanos: 0,
         }),

@@ -29,7 +29,7 @@ async fn every_denial_reason(db: TestDb) {
     assert!(response.key_id.is_empty() && response.project.is_empty());
 
     // Expiry: issue a key that expires in a moment.
-    let expires = pbjson_types::Timestamp {
+    let expires = keyward::proto::timestamp::Timestamp {
         seconds: chrono::Utc::now().timestamp() + 1,
         nanos: 0,
     };

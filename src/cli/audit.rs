@@ -10,7 +10,10 @@ use super::{
     client::{self, AdminKey, CLIENT_OPTIONS, ConnectArgs, ResponseExt},
     output::{self, Table, clean, time_text},
 };
-use crate::{grpc::convert, proto::v1 as pb};
+use crate::{
+    grpc::convert,
+    proto::{timestamp::Timestamp, v1 as pb},
+};
 
 #[derive(Args, Debug)]
 #[command(after_help = "\
@@ -91,7 +94,7 @@ pub(super) fn parse_when(text: &str) -> Result<When, String> {
 }
 
 fn request(args: &AuditArgs, now: DateTime<Utc>) -> Result<pb::ListAuditEventsRequest> {
-    let time = |w: &Option<When>| -> Result<Option<pbjson_types::Timestamp>> {
+    let time = |w: &Option<When>| -> Result<Option<Timestamp>> {
         w.as_ref()
             .map(|w| w.resolve(now).map(convert::timestamp))
             .transpose()

@@ -2,14 +2,15 @@
 //!
 //! The JSON is the response message in the proto3 JSON mapping (pbjson's,
 //! the same as Connect's on the wire and grpcurl's): lowerCamelCase names,
-//! enum names, RFC 3339 times, 64-bit integers as strings, defaults left
+//! enum names, RFC 3339 times in UTC (`Z`, 0/3/6/9 digits, see
+//! `proto::timestamp`), 64-bit integers as strings, defaults left
 //! out.
 
 use std::io::{ErrorKind, Write};
 
+use crate::proto::timestamp::Timestamp;
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat};
-use pbjson_types::Timestamp;
 
 use crate::proto::v1::{self as pb, KeyInfo, KeyStatus, Reason, VerifyResponse};
 
@@ -377,7 +378,8 @@ metadata       owner=ana
         assert_eq!(info["id"], "key_01");
         assert_eq!(info["status"], "KEY_STATUS_ACTIVE");
         assert_eq!(info["scopes"], json!(["orders:read", "orders:write"]));
-        assert_eq!(info["createdAt"], "2025-01-02T03:04:05.250+00:00");
+        // Z-normalised, 3 digits: as grpcurl prints it.
+        assert_eq!(info["createdAt"], "2025-01-02T03:04:05.250Z");
         assert_eq!(info["metadata"], json!({"owner": "ana", "team": "pay"}));
         for absent in ["expiresAt", "replacedBy", "rateLimit", "allowedCidrs"] {
             assert!(info.get(absent).is_none(), "{absent}");

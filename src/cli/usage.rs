@@ -11,7 +11,10 @@ use super::{
     audit::{When, parse_when},
     output::{Table, clean, time_text},
 };
-use crate::{grpc::convert, proto::v1 as pb};
+use crate::{
+    grpc::convert,
+    proto::{timestamp::Timestamp, v1 as pb},
+};
 
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
@@ -55,7 +58,7 @@ pub(super) struct UsageArgs {
 
 impl UsageArgs {
     pub(super) fn request(&self, now: DateTime<Utc>) -> Result<pb::GetUsageRequest> {
-        let time = |w: &Option<When>| -> Result<Option<pbjson_types::Timestamp>> {
+        let time = |w: &Option<When>| -> Result<Option<Timestamp>> {
             w.as_ref()
                 .map(|w| w.resolve(now).map(convert::timestamp))
                 .transpose()
@@ -125,7 +128,7 @@ pub(super) fn text(response: &pb::GetUsageResponse, all_buckets: bool) -> String
         .series
         .last()
         .and_then(|p| p.start.as_ref())
-        .map(|s| pbjson_types::Timestamp {
+        .map(|s| Timestamp {
             seconds: s.seconds + bucket,
             nanos: 0,
         });
@@ -179,7 +182,7 @@ mod tests {
     #[test]
     fn text_lists_buckets_with_calls_and_their_reasons() {
         let point = |s: i64, allowed: i64, denied: &[(&str, i64)]| pb::UsagePoint {
-            start: Some(pbjson_types::Timestamp {
+            start: Some(Timestamp {
                 seconds: s,
                 nanos: 0,
             }),

@@ -8,20 +8,20 @@ use crate::{
     error::Error,
     key::KeyId,
     limit::{Quota, QuotaPeriod, RateLimit},
-    proto::v1 as pb,
+    proto::{timestamp::Timestamp, v1 as pb},
     store::{self, KeyStatus, StoredKey},
     validate,
     verify::Verdict,
 };
 
-pub fn timestamp(at: DateTime<Utc>) -> pbjson_types::Timestamp {
-    pbjson_types::Timestamp {
+pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
+    Timestamp {
         seconds: at.timestamp(),
         nanos: at.timestamp_subsec_nanos() as i32,
     }
 }
 
-pub fn from_timestamp(field: &str, ts: &pbjson_types::Timestamp) -> Result<DateTime<Utc>, Error> {
+pub fn from_timestamp(field: &str, ts: &Timestamp) -> Result<DateTime<Utc>, Error> {
     let nanos = u32::try_from(ts.nanos)
         .ok()
         .filter(|n| *n < 1_000_000_000)
@@ -266,7 +266,7 @@ mod tests {
         let now = store::precision::now();
         assert_eq!(from_timestamp("t", &timestamp(now)).unwrap(), now);
         // Finer than the store keeps: truncated on the way in.
-        let fine = pbjson_types::Timestamp {
+        let fine = Timestamp {
             seconds: 10,
             nanos: 123_456_789,
         };
@@ -274,12 +274,12 @@ mod tests {
             from_timestamp("t", &fine).unwrap().timestamp_subsec_nanos(),
             123_456_000
         );
-        let bad = pbjson_types::Timestamp {
+        let bad = Timestamp {
             seconds: 0,
             nanos: -1,
         };
         assert!(from_timestamp("t", &bad).is_err());
-        let at = |seconds| pbjson_types::Timestamp { seconds, nanos: 0 };
+        let at = |seconds| Timestamp { seconds, nanos: 0 };
         assert!(from_timestamp("t", &at(253_402_300_799)).is_ok());
         for out in [253_402_300_800, -1, 200_000 * 31_556_952] {
             assert!(

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use keyward::proto::timestamp::Timestamp;
 use keyward::proto::v1::{self as pb, key_service_client::KeyServiceClient};
-use pbjson_types::Timestamp;
 use tonic::{Request, Response, Status, metadata::MetadataValue, transport::Channel};
 
 /// A KeyService connection plus the admin key its admin calls carry.

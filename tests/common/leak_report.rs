@@ -9,7 +9,7 @@ use p256::{
     pkcs8::{EncodePublicKey, LineEnding},
 };
 
-use super::envoy::{HttpResponse, http_with_body};
+use super::http::{HttpResponse, http_with_body};
 
 pub const PATH: &str = "/leaks/github";
 

@@ -260,16 +260,10 @@ impl TestApp {
 
     /// The Prometheus text `/metrics` serves now.
     pub async fn scrape(&self) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self.metrics.expect("started without --metrics-listen");
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        body.to_owned()
+        let reply = http::request(addr, "GET", "/metrics", &[], b"").await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        String::from_utf8(reply.body).unwrap()
     }
 
     pub async fn stop(mut self) {

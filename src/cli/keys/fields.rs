@@ -6,6 +6,8 @@ use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
 
+use crate::proto::timestamp::Timestamp;
+
 #[derive(Args, Debug)]
 pub(super) struct ExpiryArgs {
     /// Make the key expire this long from now, e.g. `30d` or `12h`.
@@ -23,7 +25,7 @@ pub(super) struct ExpiryArgs {
 }
 
 impl ExpiryArgs {
-    pub(super) fn resolve(&self, now: DateTime<Utc>) -> Result<Option<pbjson_types::Timestamp>> {
+    pub(super) fn resolve(&self, now: DateTime<Utc>) -> Result<Option<Timestamp>> {
         let at = match (self.expires_in, self.expires_at) {
             (Some(after), _) => chrono::Duration::from_std(after)
                 .ok()
@@ -32,7 +34,7 @@ impl ExpiryArgs {
             (None, Some(at)) => at,
             (None, None) => return Ok(None),
         };
-        Ok(Some(pbjson_types::Timestamp {
+        Ok(Some(Timestamp {
             seconds: at.timestamp(),
             nanos: at.timestamp_subsec_nanos() as i32,
         }))
