@@ -11,14 +11,28 @@ type HttpResponse = Response<Body>;
 
 /// `status` with `message` as a plain-text body.
 pub fn text(status: StatusCode, message: &'static str) -> HttpResponse {
-    let mut response = Response::new(Body::new(http_body_util::Full::new(
-        bytes::Bytes::from_static(message.as_bytes()),
-    )));
-    *response.status_mut() = status;
+    let mut response = full(status, message);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    response
+}
+
+/// `status` with `body` as an `application/json` body.
+pub fn json(status: StatusCode, body: impl Into<bytes::Bytes>) -> HttpResponse {
+    let mut response = full(status, body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// `status` with `body` and no headers: the caller names its type.
+pub fn full(status: StatusCode, body: impl Into<bytes::Bytes>) -> HttpResponse {
+    let mut response = Response::new(Body::new(http_body_util::Full::new(body.into())));
+    *response.status_mut() = status;
     response
 }
 

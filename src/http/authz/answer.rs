@@ -14,8 +14,7 @@
 //! - Undecidable, or a sub-request naming no original request: the status
 //!   `http::status` gives the error, with a constant body.
 
-use http::{HeaderName, HeaderValue, StatusCode, header};
-use tonic::body::Body;
+use http::{HeaderName, HeaderValue, StatusCode};
 
 use super::original::Mode;
 use crate::{
@@ -25,7 +24,7 @@ use crate::{
         credential::Source,
     },
     error::Error,
-    http::{HttpResponse, status},
+    http::{HttpResponse, reply, status},
 };
 
 /// Envoy's HTTP ext_authz removes the headers this lists (comma-separated)
@@ -36,7 +35,7 @@ pub const ENVOY_REMOVE_HEADER: &str = "x-envoy-auth-headers-to-remove";
 pub fn response(mode: Mode, answer: &Answer<'_>) -> HttpResponse {
     match &answer.action {
         Action::Allow { identity, strip } => {
-            let mut response = empty(StatusCode::OK);
+            let mut response = reply::empty(StatusCode::OK);
             let headers = response.headers_mut();
             let mut remove: Vec<&str> = Vec::new();
             match identity {
@@ -72,10 +71,7 @@ pub fn refused(mode: Mode, refusal: Refusal) -> HttpResponse {
         (Mode::Nginx, Refusal::TooManyRequests { .. }) => StatusCode::FORBIDDEN,
         _ => StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::FORBIDDEN),
     };
-    let mut response = http::Response::new(Body::new(http_body_util::Full::new(
-        bytes::Bytes::from_static(refusal.body().as_bytes()),
-    )));
-    *response.status_mut() = code;
+    let mut response = reply::full(code, refusal.body());
     for (name, value) in refusal.headers() {
         insert(response.headers_mut(), name, &value);
     }
@@ -91,21 +87,7 @@ pub fn failed(error: Error) -> HttpResponse {
     } else {
         r#"{"error":"unavailable"}"#
     };
-    let mut response = http::Response::new(Body::new(http_body_util::Full::new(
-        bytes::Bytes::from_static(body.as_bytes()),
-    )));
-    *response.status_mut() = code;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-fn empty(code: StatusCode) -> HttpResponse {
-    let mut response = http::Response::new(Body::empty());
-    *response.status_mut() = code;
-    response
+    reply::json(code, body)
 }
 
 /// Sets a header keyward built itself; a value that is no header value

@@ -6,7 +6,7 @@
 use http::{HeaderValue, Response, header};
 use tonic::{Code, Status, body::Body};
 
-use crate::http::status;
+use crate::http::{reply, status};
 
 /// A Connect error: a gRPC code, a message for the caller, and the
 /// status's metadata, sent back as headers.
@@ -24,10 +24,7 @@ impl ConnectError {
         if !status.message().is_empty() {
             body["message"] = status.message().into();
         }
-        let mut response = Response::new(Body::new(http_body_util::Full::new(bytes::Bytes::from(
-            body.to_string(),
-        ))));
-        *response.status_mut() = status::for_code(status.code());
+        let mut response = reply::json(status::for_code(status.code()), body.to_string());
         let headers = response.headers_mut();
         for (name, value) in status.metadata().clone().into_headers().iter() {
             if !name.as_str().starts_with("grpc-") {

@@ -18,13 +18,9 @@ pub mod refusal;
 
 use std::{net::SocketAddr, path::Path, sync::Arc};
 
-use bytes::Bytes;
-use http::{HeaderValue, Method, Response, StatusCode, header};
+use http::{HeaderValue, Method, StatusCode, header};
 use serde::{Deserialize, Serialize};
-use tonic::{
-    body::Body,
-    transport::server::{TcpConnectInfo, TlsConnectInfo},
-};
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use crate::{
     admin::{Actor, Admin, LeakedToken, MAX_LEAKED_TOKENS, Reach},
@@ -159,13 +155,7 @@ async fn handle(
         .collect();
     let json =
         serde_json::to_vec(&verdicts).map_err(|_| LeakRefusal::Failed(tonic::Code::Internal))?;
-    let mut response = Response::new(Body::new(http_body_util::Full::new(Bytes::from(json))));
-    *response.status_mut() = StatusCode::OK;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
+    Ok(reply::json(StatusCode::OK, json))
 }
 
 /// The sender's address, for the audit trail.
