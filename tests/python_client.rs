@@ -3,39 +3,17 @@
 
 mod common;
 
-use common::{TestApp, TestDb};
-
-fn grpcio_available() -> bool {
-    let found = common::runs("python3", &["-c", "import grpc, grpc_tools"]);
-    if !found {
-        common::skip(
-            "python3 lacks grpcio/grpcio-tools",
-            "pip install grpcio grpcio-tools, or run .ci/deps",
-        );
-    }
-    found
-}
+use common::{TestApp, TestDb, python};
 
 async fn python_contract(db: TestDb) {
-    if !grpcio_available() {
+    if !python::available(
+        "grpc, grpc_tools",
+        "pip install grpcio grpcio-tools, or run .ci/deps",
+    ) {
         return;
     }
     let app = TestApp::spawn(&db).await;
     let admin = app.bootstrap().await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/contract.py");
-    let addr = app.addr.to_string();
-    let out = tokio::process::Command::new("python3")
-        .args([script, &addr])
-        .env("KEYWARD_ADMIN_KEY", &admin)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("contract ok"), "{stdout}");
+    python::run("contract.py", &app.addr.to_string(), &admin, "contract ok").await;
 }
 on_both_stores!(python_grpcio_client, python_contract);

@@ -14,6 +14,7 @@ pub mod otlp;
 pub mod pgbouncer;
 pub mod process;
 pub mod proxy;
+pub mod python;
 pub mod redis;
 
 use std::{sync::Arc, time::Duration};

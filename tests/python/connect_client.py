@@ -9,33 +9,10 @@ KEYWARD_ADMIN_KEY).
 """
 
 import os
-import pathlib
 import sys
 import tempfile
 
-from grpc_tools import protoc
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def generate(out):
-    include = pathlib.Path(protoc.__file__).parent / "_proto"
-    code = protoc.main([
-        "protoc",
-        f"-I{ROOT / 'proto'}",
-        f"-I{include}",
-        f"--python_out={out}",
-        str(ROOT / "proto/keyward/v1/keyward.proto"),
-    ])
-    if code != 0:
-        raise SystemExit(f"protoc failed with {code}")
-    sys.path.insert(0, out)
-
-
-def check(condition, what):
-    if not condition:
-        raise SystemExit(f"FAILED: {what}")
-    print(f"ok: {what}")
+from protogen import check, generate
 
 
 def main():

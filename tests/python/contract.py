@@ -6,42 +6,18 @@ grace, revoke. Usage: contract.py HOST:PORT (admin key in KEYWARD_ADMIN_KEY).
 """
 
 import os
-import pathlib
 import sys
 import tempfile
 import time
 
-from grpc_tools import protoc
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def generate(out):
-    include = pathlib.Path(protoc.__file__).parent / "_proto"
-    code = protoc.main([
-        "protoc",
-        f"-I{ROOT / 'proto'}",
-        f"-I{include}",
-        f"--python_out={out}",
-        f"--grpc_python_out={out}",
-        str(ROOT / "proto/keyward/v1/keyward.proto"),
-    ])
-    if code != 0:
-        raise SystemExit(f"protoc failed with {code}")
-    sys.path.insert(0, out)
-
-
-def check(condition, what):
-    if not condition:
-        raise SystemExit(f"FAILED: {what}")
-    print(f"ok: {what}")
+from protogen import check, generate
 
 
 def main():
     target = sys.argv[1]
     admin = [("authorization", f"Bearer {os.environ['KEYWARD_ADMIN_KEY']}")]
     with tempfile.TemporaryDirectory() as out:
-        generate(out)
+        generate(out, grpc_stubs=True)
         import grpc
         from google.protobuf import duration_pb2
         from keyward.v1 import keyward_pb2 as pb
