@@ -184,7 +184,9 @@ async fn measure(primary: PgPool, replica: PgPool, watermark: Arc<AtomicI64>) {
             }
             Err(error) => tracing::debug!(%error, "cannot read the primary's WAL position"),
         }
-        let lag = (now_micros() - watermark.load(Ordering::Acquire)).max(0);
+        let lag = now_micros()
+            .saturating_sub(watermark.load(Ordering::Acquire))
+            .max(0);
         metrics::gauge!("keyward_db_replica_lag_seconds").set(lag as f64 / 1e6);
         tokio::time::sleep(SAMPLE_EVERY).await;
     }
