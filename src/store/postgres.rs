@@ -192,11 +192,21 @@ impl KeyStore for PgStore {
             return records(&self.pool, self.named, digests).await;
         };
         let (remote, local) = replica.split(digests);
-        let mut found = if remote.is_empty() {
-            Vec::new()
-        } else {
-            records(replica.pool(), self.named, &remote).await?
-        };
+        let mut found = Vec::new();
+        let mut local = local;
+        if !remote.is_empty() {
+            match records(replica.pool(), self.named, &remote).await {
+                Ok(rows) => found = rows,
+                // A replica that fails is no reason to fail the lookup: the
+                // primary answers (and the watermark soon stops it being read).
+                Err(error) => {
+                    tracing::debug!(%error, "read replica failed; reading the primary");
+                    metrics::counter!("keyward_db_replica_skipped_total", "why" => "error")
+                        .increment(remote.len() as u64);
+                    local.extend(remote);
+                }
+            }
+        }
         if !local.is_empty() {
             found.extend(records(&self.pool, self.named, &local).await?);
         }

@@ -39,7 +39,7 @@ use sqlx::{PgPool, Row};
 use crate::key::Digest;
 
 /// How often the replica's lag is measured: two one-row queries.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 /// Changed digests remembered at most; past it every read goes to the
 /// primary until the replica has caught up with the newest of them.
