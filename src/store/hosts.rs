@@ -194,7 +194,7 @@ mod tests {
             parse("postgres://u:p@a:5433,b,[::1]:5435/db?sslmode=disable&target_session_attrs=any")
                 .unwrap();
         let hosts: Vec<_> = (0..3).map(|i| target.describe(i)).collect();
-        assert_eq!(hosts, ["a:5433", "b:5432", "::1:5435"]);
+        assert_eq!(hosts, ["a:5433", "b:5432", "[::1]:5435"]);
         assert_eq!(target.attrs, SessionAttrs::Any);
         assert!(target.explicit);
         for host in &target.hosts {
