@@ -169,7 +169,8 @@ async fn a_multi_host_url_follows_a_promoted_replica_without_a_restart() {
         "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
         primary.port, replica.port
     );
-    let flags = ["--database-timeout", "1s", "--lookup-timeout", "300ms"];
+    // A short L1 TTL sends the load to the store through the fail-over.
+    let flags = ["--database-timeout", "1s", "--l1-ttl", "100ms"];
     let a = TestApp::spawn_with(config(&url, &flags), None).await;
     let b = TestApp::spawn_with(config(&url, &flags), None).await;
     let admin = a.bootstrap().await;
@@ -250,6 +251,49 @@ async fn a_multi_host_url_follows_a_promoted_replica_without_a_restart() {
     }
     a.stop().await;
     b.stop().await;
+}
+
+/// Connections keyward's pool holds on `server`.
+async fn keyward_sessions(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keyward'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_host_list_skips_hosts_that_are_down_and_standbys() {
+    let Some(bin) = common::pg_server::require() else {
+        return;
+    };
+    let primary = PgServer::primary(&bin, &[]);
+    let replica = PgServer::replica_of(&primary);
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Nothing listens on `down` (the listener is dropped); the standby
+    // comes before the primary.
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{down},127.0.0.1:{},127.0.0.1:{}/postgres",
+        replica.port, primary.port
+    );
+    let app = TestApp::spawn_with(config(&url, &["--database-timeout", "2s"]), None).await;
+    let mut api = app.api().await;
+    let (key, _) = api.issue_key("acme", "listed", &["orders:read"]).await;
+    assert!(api.verify(&key, &["orders:read"]).await.allowed);
+    let (p, r) = (pool(&primary).await, pool(&replica).await);
+    assert!(
+        keyward_sessions(&p).await > 0,
+        "no pool connection on the primary"
+    );
+    assert_eq!(
+        keyward_sessions(&r).await,
+        0,
+        "a pool connection stayed on the standby"
+    );
+    app.stop().await;
 }
 
 /// Index and sequential scans of `keys` on `server`: reads it served.
