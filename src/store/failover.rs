@@ -1,12 +1,13 @@
 //! Following a Postgres fail-over without a restart. sqlx pools connect to
-//! one host, so the pool is pointed at the right one from outside: a monitor
-//! keeps one connection to the chosen server and checks it every second; when
-//! it is lost or no longer fits `target_session_attrs` (a demoted primary is
-//! read-only, a stopped one refuses), the monitor tries the URL's hosts in
-//! order and points the pool at the first that fits. Connections opened
-//! before that moment are closed when next taken from the pool, so no write
-//! goes to the old server; a new connection that lands on a server that does
-//! not fit is refused at once (`after_connect`) and wakes the monitor.
+//! one host, so the pool is pointed at the right one from outside: every
+//! second a monitor checks the server over one of the pool's connections;
+//! when none can be had or the server no longer fits `target_session_attrs`
+//! (a demoted primary is read-only, a stopped one refuses), the monitor tries
+//! the URL's hosts in order and points the pool at the first that fits. When
+//! it points anew, connections opened before are closed when next taken from
+//! the pool, so no write goes to the old server; a new connection that lands
+//! on a server that does not fit is refused at once (`after_connect`) and
+//! wakes the monitor.
 //!
 //! A write in flight on the old primary fails (connection lost, or 25006
 //! read_only_sql_transaction, both `Unavailable`), so it is never reported
@@ -33,6 +34,9 @@ use super::hosts::{PgTarget, SessionAttrs};
 
 /// How often the monitor checks the server it chose.
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long the check waits for one of the pool's connections.
+const POOL_CHECK_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// The state a server is in, read in one simple-protocol query (no prepared
 /// statement, so a transaction pooler may carry it too).
@@ -147,11 +151,12 @@ impl Failover {
         self.now().saturating_sub(age) >= self.switched.load(Ordering::Acquire)
     }
 
-    async fn probe(&self, index: usize) -> Option<(PgConnection, ServerState)> {
+    async fn probe(&self, index: usize) -> Option<ServerState> {
         let attempt = async {
             let mut conn = PgConnection::connect_with(&self.target.hosts[index]).await?;
-            let found = state(&mut conn).await?;
-            Ok::<_, sqlx::Error>((conn, found))
+            let found = state(&mut conn).await;
+            let _ = conn.close().await;
+            found
         };
         match tokio::time::timeout(self.probe_timeout, attempt).await {
             Ok(Ok(found)) => Some(found),
@@ -168,17 +173,17 @@ impl Failover {
 
     /// The first host that fits, in the URL's order (prefer-standby: the
     /// first standby, else the first that answers).
-    async fn scan(&self) -> Option<(usize, PgConnection, ServerState)> {
+    async fn scan(&self) -> Option<usize> {
         let mut fallback = None;
         for index in 0..self.target.hosts.len() {
-            let Some((conn, found)) = self.probe(index).await else {
+            let Some(found) = self.probe(index).await else {
                 continue;
             };
             if self.target.attrs.accepts(found.0, found.1) {
-                return Some((index, conn, found));
+                return Some(index);
             }
             if self.target.attrs == SessionAttrs::PreferStandby && fallback.is_none() {
-                fallback = Some((index, conn, found));
+                fallback = Some(index);
             }
         }
         fallback
@@ -196,44 +201,46 @@ impl Failover {
         );
     }
 
+    /// The state of the server the pool uses, read over one of its own
+    /// connections (so the check costs no connection of its own); `None`
+    /// when none could be had in time (down, or every connection busy).
+    async fn pool_state(&self, pool: &PgPool) -> Option<ServerState> {
+        let attempt = async {
+            let mut conn = pool.acquire().await?;
+            state(&mut conn).await
+        };
+        // Short: a refused server makes the pool retry until its own
+        // timeout, and the scan that follows costs only a few connects.
+        tokio::time::timeout(POOL_CHECK_TIMEOUT.min(self.probe_timeout), attempt)
+            .await
+            .ok()?
+            .ok()
+    }
+
     async fn monitor(self: Arc<Self>, pool: PgPool) {
-        let mut conn: Option<(PgConnection, ServerState)> = None;
-        // Whether the pool may hold connections to a server that no longer
-        // fits: after the monitor saw the chosen one fail.
-        let mut lost = false;
+        // With a list, start on the first host that fits rather than wait
+        // for the first one to fail.
+        if self.target.hosts.len() > 1
+            && let Some(index) = self.scan().await
+            && index != self.current.load(Ordering::Acquire)
+        {
+            self.point(&pool, index);
+        }
         while !pool.is_closed() {
-            let healthy = match conn.as_mut() {
-                Some((c, found)) => {
-                    match tokio::time::timeout(self.probe_timeout, state(c)).await {
-                        Ok(Ok(now)) => {
-                            *found = now;
-                            self.target.attrs.accepts(now.0, now.1)
-                                || (self.target.attrs == SessionAttrs::PreferStandby
-                                    && self.fits(now))
-                        }
-                        _ => false,
-                    }
-                }
-                None => false,
-            };
-            // prefer-standby on a primary keeps looking for a standby.
-            let settled = healthy
-                && conn
-                    .as_ref()
-                    .is_some_and(|(_, s)| self.target.attrs.accepts(s.0, s.1));
-            if !settled {
-                lost |= conn.is_some() && !healthy;
-                if let Some((index, c, found)) = self.scan().await {
-                    if lost || index != self.current.load(Ordering::Acquire) {
-                        self.point(&pool, index);
-                    }
-                    lost = false;
-                    conn = Some((c, found));
-                } else if !healthy {
-                    conn = None;
-                }
+            let found = self.pool_state(&pool).await;
+            // Reachable but not fitting (a demoted primary behind the same
+            // name): the pool's connections all go to the wrong server.
+            let wrong = found.is_some_and(|s| !self.fits(s));
+            let settled = found.is_some_and(|s| self.target.attrs.accepts(s.0, s.1));
+            if !settled
+                && let Some(index) = self.scan().await
+                && (wrong || index != self.current.load(Ordering::Acquire))
+            {
+                // Lost connections need no switch: the pool's ping on
+                // acquire drops them.
+                self.point(&pool, index);
             }
-            let pause = if conn.is_some() {
+            let pause = if found.is_some() {
                 CHECK_EVERY
             } else {
                 CHECK_EVERY / 4
