@@ -15,8 +15,8 @@ mod secret;
 mod tls;
 
 pub use database::DatabaseArgs;
-pub use secret::SecretUrl;
 use secret::secret_file;
+pub use secret::{Secret, SecretUrl};
 pub use tls::TlsArgs;
 
 use crate::{
@@ -249,7 +249,29 @@ impl Config {
             bound: self.revocation_bound,
             // A write that returned OK committed within the database timeout
             // of its time; a read in between saw the old row.
-            margin: self.clock_skew + self.database.database_timeout,
+            margin: self.clock_skew + self.database.database_timeout + self.read_lag(),
+        }
+    }
+
+    /// How far behind the primary a read replica may answer: the revocation
+    /// bound, when one is set (`store/replica.rs`); its rows are that much
+    /// older than the time a cached answer is stamped with.
+    fn read_lag(&self) -> Duration {
+        match self.database.read_url() {
+            Some(_) => self.revocation_bound,
+            None => Duration::ZERO,
+        }
+    }
+
+    /// The store's options for `serve`: the database flags, and a read
+    /// replica bounded by the revocation bound.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        let revocation = self.revocation_options();
+        crate::store::StoreOptions {
+            read_url: self.database.read_url().map(|u| u.expose().to_owned()),
+            read_max_lag: self.revocation_bound,
+            read_margin: revocation.margin,
+            ..self.database.store_options()
         }
     }
 

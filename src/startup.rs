@@ -75,15 +75,15 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // A bad config file is reported before anything is opened.
         config.file_settings()?;
+        let options = config.store_options();
         if config.database.url().expose().starts_with("postgres") {
-            check_sessions(&config.database).await?;
+            check_sessions(&config.database, &options).await?;
+        } else if options.read_url.is_some() {
+            anyhow::bail!("--database-read-url needs a Postgres --database-url");
         }
-        let store = store::connect(
-            config.database.url().expose(),
-            &config.database.store_options(),
-        )
-        .await
-        .context("cannot open the database")?;
+        let store = store::connect(config.database.url().expose(), &options)
+            .await
+            .context("cannot open the database")?;
         Self::build_with_store(config, store).await
     }
 
@@ -198,14 +198,13 @@ impl Application {
                      (KEYWARD_DATABASE_SESSION_URL) to a direct connection"
                 );
             };
-            let bus = Arc::new(
-                PostgresBus::new(
-                    listen_url,
-                    &config.namespace,
-                    config.database.database_timeout,
-                )
-                .map_err(anyhow::Error::msg)?,
-            );
+            let pool = store::writable_pool(listen_url, &config.store_options(), 2, "keyward-bus")
+                .context("the invalidation bus's database URL")?;
+            let bus = Arc::new(PostgresBus::new(
+                pool,
+                &config.namespace,
+                config.database.database_timeout,
+            ));
             let lookup = Arc::new(
                 KeyLookup::new(store, &l1, None, bus.clone()).with_revocation(&revocation),
             );
@@ -406,7 +405,10 @@ const SESSION_PROBE_WAIT: Duration = Duration::from_secs(3);
 /// not declared as going through a transaction pooler that does not keep a
 /// session (named statements would run other clients' SQL, the bus would
 /// hear nothing), or a session URL that does not keep one.
-async fn check_sessions(database: &DatabaseArgs) -> anyhow::Result<()> {
+async fn check_sessions(
+    database: &DatabaseArgs,
+    options: &store::StoreOptions,
+) -> anyhow::Result<()> {
     let mut urls = Vec::new();
     if database.database_pooler != Pooler::Transaction {
         urls.push(("--database-url", database.url().expose()));
@@ -415,7 +417,7 @@ async fn check_sessions(database: &DatabaseArgs) -> anyhow::Result<()> {
         urls.push(("--database-session-url", url.expose()));
     }
     for (flag, url) in urls {
-        match store::check_session(url, SESSION_PROBE_WAIT).await {
+        match store::check_session(url, SESSION_PROBE_WAIT, options).await {
             Ok(true) => {}
             Ok(false) => anyhow::bail!(
                 "{flag} does not keep a database session: a LISTEN/NOTIFY probe sent through it \

@@ -152,3 +152,58 @@ fn a_url_and_its_file_together_are_an_error() {
         assert!(!text.contains("hunter2"), "{text}");
     }
 }
+
+#[test]
+fn postgres_host_lists_tls_files_and_the_read_url_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "only its presence is checked").unwrap();
+    let ca = ca.to_str().unwrap();
+    let good = "postgres://u:hunter2@a:5432,b:5433/k?target_session_attrs=read-write";
+    let out = check(
+        &[
+            "--database-ssl-mode",
+            "verify-full",
+            "--database-ssl-root-cert",
+            ca,
+        ],
+        &[
+            ("KEYWARD_DATABASE_URL", good),
+            ("KEYWARD_DATABASE_READ_URL", "postgres://u:hunter2@r1,r2/k"),
+        ],
+    );
+    assert!(out.status.success(), "{}", said(&out));
+
+    let refused = [
+        (
+            vec![],
+            vec![(
+                "KEYWARD_DATABASE_URL",
+                "postgres://u:hunter2@a,b/k?target_session_attrs=writable",
+            )],
+            "target_session_attrs",
+        ),
+        (
+            vec!["--database-ssl-root-cert", "/nonexistent/ca.pem"],
+            vec![("KEYWARD_DATABASE_URL", good)],
+            "--database-ssl-root-cert /nonexistent/ca.pem",
+        ),
+        (
+            vec!["--database-ssl-mode", "verify"],
+            vec![("KEYWARD_DATABASE_URL", good)],
+            "not an sslmode",
+        ),
+        (
+            vec!["--database-read-url", "postgres://u:hunter2@r/k"],
+            vec![("KEYWARD_DATABASE_URL", "sqlite:k.db")],
+            "needs a Postgres --database-url",
+        ),
+    ];
+    for (args, env, why) in refused {
+        let out = check(&args, &env);
+        let text = said(&out);
+        assert!(!out.status.success(), "{args:?} {env:?} passed: {text}");
+        assert!(text.contains(why), "{why:?} not in: {text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}

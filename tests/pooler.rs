@@ -342,11 +342,12 @@ async fn the_session_probe_tells_the_modes_apart() {
         return;
     };
     let session = bouncer(&db, "session", 10).await.unwrap();
-    let check = keyward::store::check_session;
-    assert!(check(&db.url, wait).await.unwrap(), "direct");
-    assert!(check(&session.url(), wait).await.unwrap(), "session mode");
+    let options = keyward::store::StoreOptions::default();
+    let check = async |url: &str| keyward::store::check_session(url, wait, &options).await;
+    assert!(check(&db.url).await.unwrap(), "direct");
+    assert!(check(&session.url()).await.unwrap(), "session mode");
     assert!(
-        !check(&transaction.url(), wait).await.unwrap(),
+        !check(&transaction.url()).await.unwrap(),
         "transaction mode"
     );
 }

@@ -55,6 +55,9 @@ def lay_out_mounts(root, objs, values):
         write("secrets/database-url", "sqlite:keyward.db\n")
     for name in ("tls.crt", "tls.key", "ca.crt"):
         write(f"tls/{name}", "not checked by config check\n")
+        write(f"postgres-tls/{name}", "only its presence is checked\n")
+    if values["existingSecret"] and values["database"]["readUrlInExistingSecret"]:
+        write("secrets/database-read-url", "postgres://keyward:example@postgres-ro:5432/keyward\n")
     # A real P-256 public key: config check parses the keys file.
     keys = {"public_keys": [{"key_identifier": "example", "key": LEAK_REPORT_PEM, "is_current": True}]}
     write(f"leak-reports/{values['leakReports']['key']}", json.dumps(keys))

@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use super::KeyLookup;
@@ -144,26 +144,20 @@ impl Publisher for RedisBus {
 }
 
 pub struct PostgresBus {
-    url: String,
     pool: PgPool,
     channel: String,
     timeout: Duration,
 }
 
 impl PostgresBus {
-    pub fn new(url: &str, namespace: &str, timeout: Duration) -> Result<Self, String> {
-        let options: sqlx::postgres::PgConnectOptions =
-            url.parse().map_err(|_| "invalid postgres URL".to_owned())?;
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(timeout)
-            .connect_lazy_with(options.application_name("keyward-bus"));
-        Ok(Self {
-            url: url.to_owned(),
+    /// Over `pool`, whose server must take writes (a standby can neither
+    /// LISTEN nor NOTIFY): `store::writable_pool`, which follows fail-overs.
+    pub fn new(pool: PgPool, namespace: &str, timeout: Duration) -> Self {
+        Self {
             pool,
             channel: format!("{namespace}_invalidations"),
             timeout,
-        })
+        }
     }
 
     /// As [`RedisBus::subscribe`], over LISTEN.
@@ -174,7 +168,7 @@ impl PostgresBus {
             loop {
                 let connected =
                     tokio::time::timeout(bus.timeout.max(Duration::from_secs(1)), async {
-                        let mut listener = PgListener::connect(&bus.url).await?;
+                        let mut listener = PgListener::connect_with(&bus.pool).await?;
                         listener.listen(&bus.channel).await?;
                         Ok::<_, sqlx::Error>(listener)
                     })

@@ -357,6 +357,7 @@ impl KeyLookup {
     /// again whatever Redis and the bus do (read your writes).
     pub async fn invalidate(&self, digest: &Digest, at: i64) {
         self.known.record(digest, at, now_micros());
+        self.store.changed(digest, at);
         self.evict_local(digest).await;
         if let Some(l2) = &self.l2 {
             l2.tombstone(digest).await;
@@ -393,6 +394,9 @@ impl KeyLookup {
         if !invalidation.created {
             self.known
                 .record(&invalidation.digest, invalidation.at, now_micros());
+            // Before the eviction: the read that refills L1 must not come
+            // from a replica that has not replayed the change.
+            self.store.changed(&invalidation.digest, invalidation.at);
         }
         self.evict_local(&invalidation.digest).await;
     }

@@ -38,6 +38,11 @@ impl Config {
         } else {
             bail!("the database URL is neither postgres://… nor sqlite:PATH");
         };
+        if database == "postgres" {
+            self.check_postgres()?;
+        } else if self.database.read_url().is_some() {
+            bail!("--database-read-url needs a Postgres --database-url");
+        }
         let redis = match self.redis_options() {
             Some(options) => {
                 // Parsing opens no connection; its error could quote the URL.
@@ -65,5 +70,34 @@ impl Config {
             self.metrics_listen
                 .map_or_else(|| "off".to_owned(), |a| a.to_string()),
         ))
+    }
+
+    /// The Postgres URLs parse (host lists, target_session_attrs) and the
+    /// TLS files exist; nothing is connected.
+    fn check_postgres(&self) -> anyhow::Result<()> {
+        use crate::store::{PgTarget, SessionAttrs};
+        let options = self.store_options();
+        let database = &self.database;
+        let mut urls = vec![("--database-url", database.url(), SessionAttrs::ReadWrite)];
+        if let Some(url) = database.session_url_setting() {
+            urls.push(("--database-session-url", url, SessionAttrs::ReadWrite));
+        }
+        if let Some(url) = database.read_url() {
+            urls.push(("--database-read-url", url, SessionAttrs::PreferStandby));
+        }
+        for (flag, url, default) in urls {
+            PgTarget::parse(url.expose(), default, &options.security)
+                .with_context(|| flag.to_owned())?;
+        }
+        for (flag, path) in [
+            ("--database-ssl-root-cert", &database.database_ssl_root_cert),
+            ("--database-ssl-cert", &database.database_ssl_cert),
+            ("--database-ssl-key", &database.database_ssl_key),
+        ] {
+            if let Some(path) = path {
+                std::fs::metadata(path).with_context(|| format!("{flag} {}", path.display()))?;
+            }
+        }
+        Ok(())
     }
 }

@@ -2,16 +2,23 @@
 
 use std::time::Duration;
 
-use crate::store::{Pooler, StoreOptions};
+use std::path::PathBuf;
 
-use super::{SecretUrl, secret_file};
+use sqlx::postgres::PgSslMode;
+
+use crate::store::{PgSecurity, Pooler, StoreOptions, parse_ssl_mode};
+
+use super::{SecretUrl, secret::Secret, secret::secret_text_file, secret_file};
 
 /// Where the keys live.
 #[derive(clap::Args, Clone, Debug)]
 pub struct DatabaseArgs {
     /// `postgres://user:pass@host/db` or `sqlite:PATH` (the file is created if
-    /// missing). Prefer the variable: a URL with a password on the command
-    /// line shows in `ps`.
+    /// missing). Postgres may list several hosts,
+    /// `postgres://user@a:5432,b:5432/db?target_session_attrs=read-write`:
+    /// keyward uses the first that takes writes and follows a fail-over to
+    /// another without a restart (read-write is the default). Prefer the
+    /// variable: a URL with a password on the command line shows in `ps`.
     #[arg(
         long,
         env = "KEYWARD_DATABASE_URL",
@@ -65,6 +72,66 @@ pub struct DatabaseArgs {
         conflicts_with = "database_session_url"
     )]
     pub database_session_url_file: Option<SecretUrl>,
+
+    /// A Postgres read replica (or several hosts; default
+    /// target_session_attrs=prefer-standby) for the hot-path read. It is read
+    /// only while it is within --revocation-bound of the primary, and never
+    /// for a key this replica knows changed since; writes, admin reads and
+    /// the invalidation outbox stay on the primary.
+    #[arg(long, env = "KEYWARD_DATABASE_READ_URL", hide_env_values = true)]
+    pub database_read_url: Option<SecretUrl>,
+
+    /// File holding the read replica URL, read once at start; excludes
+    /// --database-read-url.
+    #[arg(
+        long,
+        env = "KEYWARD_DATABASE_READ_URL_FILE",
+        value_name = "PATH",
+        value_parser = secret_file,
+        conflicts_with = "database_read_url"
+    )]
+    pub database_read_url_file: Option<SecretUrl>,
+
+    /// TLS to Postgres, over the URLs' `sslmode`: disable, allow, prefer,
+    /// require, verify-ca (the server's certificate chains to
+    /// --database-ssl-root-cert) or verify-full (and names the host).
+    /// Unset: what each URL says (libpq's default, prefer).
+    #[arg(long, env = "KEYWARD_DATABASE_SSL_MODE", value_parser = parse_ssl_mode)]
+    pub database_ssl_mode: Option<PgSslMode>,
+
+    /// PEM file of the CA(s) the Postgres server certificate must chain to
+    /// (verify-ca, verify-full); unset: the system's roots.
+    #[arg(long, env = "KEYWARD_DATABASE_SSL_ROOT_CERT", value_name = "PATH")]
+    pub database_ssl_root_cert: Option<PathBuf>,
+
+    /// PEM client certificate, for a server that asks for one (clientcert
+    /// in pg_hba.conf); with --database-ssl-key.
+    #[arg(
+        long,
+        env = "KEYWARD_DATABASE_SSL_CERT",
+        value_name = "PATH",
+        requires = "database_ssl_key"
+    )]
+    pub database_ssl_cert: Option<PathBuf>,
+
+    /// PEM private key of --database-ssl-cert (a mounted Secret).
+    #[arg(
+        long,
+        env = "KEYWARD_DATABASE_SSL_KEY",
+        value_name = "PATH",
+        requires = "database_ssl_cert"
+    )]
+    pub database_ssl_key: Option<PathBuf>,
+
+    /// File holding the Postgres password, read once at start, for every
+    /// Postgres URL (over a password in them), so the URLs hold none.
+    #[arg(
+        long,
+        env = "KEYWARD_DATABASE_PASSWORD_FILE",
+        value_name = "PATH",
+        value_parser = secret_text_file
+    )]
+    pub database_password_file: Option<Secret>,
 }
 
 impl DatabaseArgs {
@@ -83,6 +150,30 @@ impl DatabaseArgs {
             session_url: self
                 .session_url_setting()
                 .map(|url| url.expose().to_owned()),
+            security: self.security(),
+            // Only `serve` reads a replica (`Config::store_options`).
+            read_url: None,
+            ..StoreOptions::default()
+        }
+    }
+
+    /// --database-read-url, or the file named by --database-read-url-file.
+    pub fn read_url(&self) -> Option<&SecretUrl> {
+        self.database_read_url
+            .as_ref()
+            .or(self.database_read_url_file.as_ref())
+    }
+
+    fn security(&self) -> PgSecurity {
+        PgSecurity {
+            ssl_mode: self.database_ssl_mode,
+            ssl_root_cert: self.database_ssl_root_cert.clone(),
+            ssl_cert: self.database_ssl_cert.clone(),
+            ssl_key: self.database_ssl_key.clone(),
+            password: self
+                .database_password_file
+                .as_ref()
+                .map(|p| p.expose().to_owned()),
         }
     }
 

@@ -27,6 +27,27 @@ impl fmt::Debug for SecretUrl {
     }
 }
 
+/// A secret that is not a URL (a password): `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// As [`secret_file`], for a password.
+pub(super) fn secret_text_file(path: &str) -> Result<Secret, String> {
+    secret_file(path).map(|url| Secret(url.0))
+}
+
 /// Reads a secret from a file (a mounted Kubernetes Secret, a Docker
 /// secret): once, at start, without the trailing newline editors and
 /// `kubectl create secret --from-file` leave. The error names the file,

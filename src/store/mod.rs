@@ -7,8 +7,10 @@
 
 mod batch;
 mod connect;
+mod failover;
 #[cfg(test)]
 pub(crate) mod fake;
+mod hosts;
 mod model;
 mod options;
 mod outbox;
@@ -16,6 +18,7 @@ mod pg_read;
 pub mod postgres;
 mod postgres_usage;
 pub mod precision;
+mod replica;
 mod retryable;
 mod session_probe;
 mod sql;
@@ -36,12 +39,14 @@ use crate::{
 
 pub use batch::BatchedReads;
 pub use connect::connect;
+pub use hosts::{PgTarget, SessionAttrs, parse_ssl_mode};
 pub use model::{
     AuditAction, AuditDraft, AuditEvent, AuditQuery, KeyChanges, KeyStatus, ListQuery, NewKey,
     StoredAudit, StoredKey, WriteBy,
 };
-pub use options::{Pooler, StoreOptions};
+pub use options::{PgSecurity, Pooler, StoreOptions};
 pub use outbox::OutboxRow;
+pub use postgres::writable_pool;
 pub use session_probe::check_session;
 pub use timeout::TimeoutStore;
 pub use usage::{KeyTotals, RolledUp, UsageBucket, UsageCount, UsageOwner, UsageQuery};
@@ -240,6 +245,12 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Deletes outbox rows written before `before`; how many went.
     async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// The row of `digest` changed at `at` (µs): an engine that reads from a
+    /// replica must not answer for it from one that may not have replayed
+    /// the change. Called by the lookup for its own writes and for every
+    /// invalidation it hears of (bus, outbox).
+    fn changed(&self, _digest: &Digest, _at: i64) {}
 
     /// Connections in the pool, for the metrics; `None` if not pooled.
     fn pool_stats(&self) -> Option<PoolStats> {

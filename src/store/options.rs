@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub use super::hosts::PgSecurity;
+
 /// What sits between keyward and Postgres.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Pooler {
@@ -37,6 +39,15 @@ pub struct StoreOptions {
     /// A direct (or session-pooled) Postgres URL for what needs a server
     /// session: the migration lock. `None`: the database URL.
     pub session_url: Option<String>,
+    /// TLS and the password for every Postgres connection.
+    pub security: PgSecurity,
+    /// A read replica for the hot-path read (`replica.rs`).
+    pub read_url: Option<String>,
+    /// A replica further behind the primary than this is not read.
+    pub read_max_lag: Duration,
+    /// A digest changed this long before the replica's watermark may be
+    /// read from it (the revocation margin).
+    pub read_margin: Duration,
 }
 
 impl Default for StoreOptions {
@@ -46,6 +57,10 @@ impl Default for StoreOptions {
             acquire_timeout: Duration::from_secs(3),
             pooler: Pooler::None,
             session_url: None,
+            security: PgSecurity::default(),
+            read_url: None,
+            read_max_lag: Duration::from_secs(1),
+            read_margin: Duration::from_secs(4),
         }
     }
 }

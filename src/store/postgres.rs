@@ -2,18 +2,18 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{
-    PgPool, Postgres, QueryBuilder, Row,
-    migrate::Migrator,
-    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
-    types::Json,
-};
+use sqlx::{PgPool, Postgres, QueryBuilder, Row, migrate::Migrator, postgres::PgRow, types::Json};
 
 use super::{
     AuditEvent, AuditQuery, KeyChanges, KeyStore, KeyTotals, ListQuery, NewKey, OutboxRow,
     PoolStats, RolledUp, Rotated, StoreError, StoreOptions, StoredAudit, StoredKey, Successor,
-    UsageBucket, UsageCount, UsageQuery, WriteBy, json_opt, parse_cidrs, pg_read::ReadConn, sql,
-    writes,
+    UsageBucket, UsageCount, UsageQuery, WriteBy,
+    failover::{self, PoolSettings},
+    hosts::{PgTarget, SessionAttrs},
+    json_opt, parse_cidrs,
+    pg_read::ReadConn,
+    replica::ReplicaReads,
+    sql, writes,
 };
 use crate::{
     key::{Digest, KeyId},
@@ -49,27 +49,72 @@ use tx::PgTx;
 
 pub struct PgStore {
     pool: PgPool,
+    /// Where hot-path reads may go instead, when it has caught up.
+    replica: Option<ReplicaReads>,
     /// False behind a transaction pooler: see [`super::Pooler`].
     named: bool,
     /// Where migrations take their session lock, when not the pool's URL.
     session_url: Option<String>,
+    /// For the migration session.
+    options: StoreOptions,
+}
+
+/// A pool over a URL whose server must take writes (the database URL, the
+/// session URL): `target_session_attrs` defaults to read-write there, and
+/// a standby is refused.
+pub fn writable_pool(
+    url: &str,
+    options: &StoreOptions,
+    max_connections: u32,
+    application_name: &'static str,
+) -> Result<PgPool, StoreError> {
+    let target = PgTarget::parse(url, SessionAttrs::ReadWrite, &options.security)?;
+    if !target.attrs.writable() && target.explicit && target.attrs != SessionAttrs::Any {
+        return Err(StoreError::Other(
+            "this postgres URL takes writes: target_session_attrs must be read-write, primary \
+             or any (standbys are for --database-read-url)"
+                .to_owned(),
+        ));
+    }
+    let settings = PoolSettings {
+        max_connections,
+        acquire_timeout: options.acquire_timeout,
+        application_name,
+    };
+    Ok(failover::pool(&target, &settings))
 }
 
 impl PgStore {
-    /// Builds the pool without connecting; the first query connects.
+    /// Builds the pools without connecting; the first query connects. A URL
+    /// may list several hosts (`failover.rs`); `options.read_url` sends
+    /// hot-path reads to a replica (`replica.rs`).
     pub fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        // The parse error could echo the URL, password included.
-        let connect: PgConnectOptions = url
-            .parse()
-            .map_err(|_| StoreError::Other("invalid postgres URL".to_owned()))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_lazy_with(connect.application_name("keyward"));
+        let pool = writable_pool(url, options, options.max_connections, "keyward")?;
+        let replica = match &options.read_url {
+            Some(read_url) => {
+                let target =
+                    PgTarget::parse(read_url, SessionAttrs::PreferStandby, &options.security)
+                        .map_err(|e| StoreError::Other(format!("--database-read-url: {e}")))?;
+                let settings = PoolSettings {
+                    max_connections: options.max_connections,
+                    acquire_timeout: options.acquire_timeout,
+                    application_name: "keyward-read",
+                };
+                Some(ReplicaReads::new(
+                    pool.clone(),
+                    failover::pool(&target, &settings),
+                    options.read_max_lag,
+                    options.read_margin,
+                ))
+            }
+            None => None,
+        };
         Ok(Self {
             pool,
+            replica,
             named: options.pooler.named_statements(),
             session_url: options.session_url.clone(),
+            options: options.clone(),
         })
     }
 
@@ -98,14 +143,9 @@ impl KeyStore for PgStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         match (&self.session_url, self.named) {
             (Some(url), _) => {
-                let options: PgConnectOptions = url
-                    .parse()
-                    .map_err(|_| StoreError::Other("invalid postgres session URL".to_owned()))?;
                 // One connection: the lock and the migrations share it.
-                let session = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(options.application_name("keyward-migrate"))
-                    .await?;
+                let session = writable_pool(url, &self.options, 1, "keyward-migrate")
+                    .map_err(|e| StoreError::Other(format!("--database-session-url: {e}")))?;
                 let migrated = MIGRATOR.run(&session).await;
                 session.close().await;
                 migrated?;
@@ -124,6 +164,10 @@ impl KeyStore for PgStore {
     }
 
     async fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyRecord>, StoreError> {
+        if self.replica.is_some() {
+            let found = self.find_by_digests(std::slice::from_ref(digest)).await?;
+            return Ok(found.into_iter().next().map(|(_, record)| record));
+        }
         let mut conn = self.read().await?;
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -138,31 +182,35 @@ impl KeyStore for PgStore {
         row.as_ref().map(record_from_row).transpose()
     }
 
-    /// One round trip for the whole batch: `= ANY` over the digests' index.
+    /// One round trip for the whole batch: `= ANY` over the digests' index;
+    /// two with a read replica that cannot answer for all of them.
     async fn find_by_digests(
         &self,
         digests: &[Digest],
     ) -> Result<Vec<(Digest, KeyRecord)>, StoreError> {
-        let wanted: Vec<&[u8]> = digests.iter().map(|d| d.as_bytes().as_slice()).collect();
-        let mut conn = self.read().await?;
-        let rows = sqlx::query(concat!(
-            "SELECT digest, ",
-            record_columns!(),
-            " FROM keys WHERE digest = ANY($1)"
-        ))
-        .bind(&wanted)
-        .persistent(self.named)
-        .fetch_all(&mut *conn)
-        .await?;
-        conn.done().await?;
-        rows.iter()
-            .map(|row| {
-                let digest: Vec<u8> = row.try_get("digest")?;
-                let digest = Digest::from_slice(&digest)
-                    .ok_or_else(|| StoreError::Other("stored digest is not 32 bytes".to_owned()))?;
-                Ok((digest, record_from_row(row)?))
-            })
-            .collect()
+        let Some(replica) = &self.replica else {
+            return records(&self.pool, self.named, digests).await;
+        };
+        let (remote, local) = replica.split(digests);
+        let mut found = Vec::new();
+        let mut local = local;
+        if !remote.is_empty() {
+            match records(replica.pool(), self.named, &remote).await {
+                Ok(rows) => found = rows,
+                // A replica that fails is no reason to fail the lookup: the
+                // primary answers (and the watermark soon stops it being read).
+                Err(error) => {
+                    tracing::debug!(%error, "read replica failed; reading the primary");
+                    metrics::counter!("keyward_db_replica_skipped_total", "why" => "error")
+                        .increment(remote.len() as u64);
+                    local.extend(remote);
+                }
+            }
+        }
+        if !local.is_empty() {
+            found.extend(records(&self.pool, self.named, &local).await?);
+        }
+        Ok(found)
     }
 
     async fn get(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
@@ -327,12 +375,45 @@ impl KeyStore for PgStore {
         }
     }
 
+    fn changed(&self, digest: &Digest, at: i64) {
+        if let Some(replica) = &self.replica {
+            replica.changed(digest, at);
+        }
+    }
+
     fn pool_stats(&self) -> Option<PoolStats> {
         Some(PoolStats {
             size: self.pool.size(),
             idle: self.pool.num_idle() as u32,
         })
     }
+}
+
+async fn records(
+    pool: &PgPool,
+    named: bool,
+    digests: &[Digest],
+) -> Result<Vec<(Digest, KeyRecord)>, StoreError> {
+    let wanted: Vec<&[u8]> = digests.iter().map(|d| d.as_bytes().as_slice()).collect();
+    let mut conn = ReadConn::open(pool, named).await?;
+    let rows = sqlx::query(concat!(
+        "SELECT digest, ",
+        record_columns!(),
+        " FROM keys WHERE digest = ANY($1)"
+    ))
+    .bind(&wanted)
+    .persistent(named)
+    .fetch_all(&mut *conn)
+    .await?;
+    conn.done().await?;
+    rows.iter()
+        .map(|row| {
+            let digest: Vec<u8> = row.try_get("digest")?;
+            let digest = Digest::from_slice(&digest)
+                .ok_or_else(|| StoreError::Other("stored digest is not 32 bytes".to_owned()))?;
+            Ok((digest, record_from_row(row)?))
+        })
+        .collect()
 }
 
 fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {

@@ -8,22 +8,23 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::PgListener;
 
-use super::StoreError;
+use super::{StoreError, StoreOptions};
 
 /// Whether `url` delivered the probe within `wait`. Errors: the database
-/// could not be reached or refused the probe (so nothing was learnt).
-pub async fn check_session(url: &str, wait: Duration) -> Result<bool, StoreError> {
-    // The parse error could echo the URL, password included.
-    let options: PgConnectOptions = url
-        .parse()
-        .map_err(|_| StoreError::Other("invalid postgres URL".to_owned()))?;
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(wait)
-        .connect_with(options.application_name("keyward-probe"))
-        .await?;
+/// could not be reached or refused the probe (so nothing was learnt). A URL
+/// with several hosts is probed on the one that takes writes.
+pub async fn check_session(
+    url: &str,
+    wait: Duration,
+    options: &StoreOptions,
+) -> Result<bool, StoreError> {
+    let options = StoreOptions {
+        acquire_timeout: wait,
+        ..options.clone()
+    };
+    let pool = super::writable_pool(url, &options, 2, "keyward-probe")?;
     let delivered = probe(&pool, wait).await;
     pool.close().await;
     delivered

@@ -54,6 +54,10 @@ async fn bounded<T>(
 
 #[async_trait]
 impl KeyStore for TimeoutStore {
+    fn changed(&self, digest: &Digest, at: i64) {
+        self.inner.changed(digest, at);
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         self.inner.migrate().await
     }

@@ -21,6 +21,8 @@
 //! | `keyward_admin_actions_total` | action, outcome | admin RPCs |
 //! | `keyward_leaked_keys_revoked_total` | reporter | keys revoked on a leak report (github, rpc) |
 //! | `keyward_db_pool_connections`, `keyward_redis_pool_connections` | state | pool usage (idle, in_use) |
+//! | `keyward_db_host_switches_total`, `keyward_db_connections_refused_total` | | Postgres fail-over: pool pointed at another host; new connections to a server that did not fit target_session_attrs |
+//! | `keyward_db_replica_lag_seconds`, `keyward_db_replica_skipped_total` | why | read replica: measured lag; reads sent to the primary (lag, changed, error) |
 //! | `keyward_l1_entries` | | keys in the in-process cache |
 //! | `keyward_usage_rows_written_total`, `keyward_usage_flush_errors_total` | | usage batches written |
 //! | `keyward_usage_dropped_calls_total` | | calls not counted: the usage buffer was full |
@@ -129,6 +131,23 @@ fn describe() {
     describe_gauge!(
         "keyward_db_pool_connections",
         "Database pool connections by state (idle, in_use)."
+    );
+    describe_counter!(
+        "keyward_db_host_switches_total",
+        "Times a Postgres pool was pointed at another host (or reconnected) after a fail-over."
+    );
+    describe_counter!(
+        "keyward_db_connections_refused_total",
+        "New Postgres connections refused: the server did not fit target_session_attrs."
+    );
+    describe_gauge!(
+        "keyward_db_replica_lag_seconds",
+        Unit::Seconds,
+        "How far the read replica's replay is behind the primary, as measured."
+    );
+    describe_counter!(
+        "keyward_db_replica_skipped_total",
+        "Hot-path reads sent to the primary instead of the read replica, by why (lag, changed, error)."
     );
     describe_gauge!(
         "keyward_redis_pool_connections",

@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod http;
 pub mod leak_report;
 pub mod otlp;
+pub mod pg_server;
 pub mod pgbouncer;
 pub mod process;
 pub mod proxy;

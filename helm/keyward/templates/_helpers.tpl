@@ -118,6 +118,9 @@ clean while an install without a database fails at once with this message.
 {{- if and .Values.tls.clientCA.enabled (not .Values.tls.enabled) }}
 {{- fail "\n\ntls.clientCA.enabled needs tls.enabled." }}
 {{- end }}
+{{- if and .Values.database.tls.clientCert (not .Values.database.tls.secretName) }}
+{{- fail "\n\ndatabase.tls.clientCert needs database.tls.secretName: a Secret with ca.crt, tls.crt and tls.key." }}
+{{- end }}
 {{- if and .Values.leakReports.secretName .Values.leakReports.configMapName }}
 {{- fail "\n\nleakReports: set secretName or configMapName, not both." }}
 {{- end }}
@@ -141,6 +144,44 @@ grpc:
 
 {{/* Where the TLS Secret is mounted (a directory, so renewals show up). */}}
 {{- define "keyward.tlsDir" -}}/etc/keyward/tls{{- end }}
+{{/* Where the Postgres TLS Secret (database.tls.secretName) is mounted. */}}
+{{- define "keyward.postgresTlsDir" -}}/etc/keyward/postgres-tls{{- end }}
+{{/* TLS to Postgres, for every container that connects (keyward, the migration). */}}
+{{- define "keyward.postgresTlsEnv" -}}
+{{- with .Values.database.tls }}
+{{- if .mode }}
+- name: KEYWARD_DATABASE_SSL_MODE
+  value: {{ .mode | quote }}
+{{- end }}
+{{- if .secretName }}
+- name: KEYWARD_DATABASE_SSL_ROOT_CERT
+  value: "{{ include "keyward.postgresTlsDir" $ }}/ca.crt"
+{{- if .clientCert }}
+- name: KEYWARD_DATABASE_SSL_CERT
+  value: "{{ include "keyward.postgresTlsDir" $ }}/tls.crt"
+- name: KEYWARD_DATABASE_SSL_KEY
+  value: "{{ include "keyward.postgresTlsDir" $ }}/tls.key"
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- define "keyward.postgresTlsMount" -}}
+{{- if .Values.database.tls.secretName }}
+- name: postgres-tls
+  mountPath: {{ include "keyward.postgresTlsDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- define "keyward.postgresTlsVolume" -}}
+{{- with .Values.database.tls }}
+{{- if .secretName }}
+- name: postgres-tls
+  secret:
+    secretName: {{ .secretName }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+{{- end }}
 {{- define "keyward.configDir" -}}/etc/keyward/config{{- end }}
 {{/* Where the leak-report keys file is mounted (leakReports). */}}
 {{- define "keyward.leakReportsDir" -}}/etc/keyward/leak-reports{{- end }}
