@@ -71,9 +71,17 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         use sqlx::Error as E;
         match error {
-            E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_) => {
-                StoreError::Unavailable(error.to_string())
-            }
+            // Protocol: the connection broke off mid-exchange (e.g. a cut
+            // during the SSLRequest that sslmode=prefer sends first) or the
+            // fail-over check refused a server that does not fit; either
+            // way the database, not the request, failed, and nothing
+            // committed.
+            E::Io(_)
+            | E::PoolTimedOut
+            | E::PoolClosed
+            | E::WorkerCrashed
+            | E::Tls(_)
+            | E::Protocol(_) => StoreError::Unavailable(error.to_string()),
             E::Database(ref db)
                 if db
                     .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
@@ -262,4 +270,28 @@ pub trait KeyStore: Send + Sync + 'static {
 pub struct PoolStats {
     pub size: u32,
     pub idle: u32,
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::StoreError;
+
+    #[test]
+    fn a_connection_that_broke_off_is_unavailable_not_internal() {
+        for error in [
+            sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into()),
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+        ] {
+            let text = error.to_string();
+            assert!(
+                matches!(StoreError::from(error), StoreError::Unavailable(_)),
+                "{text}"
+            );
+        }
+        assert!(matches!(
+            StoreError::from(sqlx::Error::RowNotFound),
+            StoreError::Other(_)
+        ));
+    }
 }
