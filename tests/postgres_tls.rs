@@ -93,15 +93,13 @@ async fn verify_full_with_the_servers_ca_works_from_the_url_or_from_flags() {
     app.stop().await;
 
     // Without TLS the server has no pg_hba line for us: TLS was in use.
-    let refused =
-        keyward::startup::Application::build(config(&plain, &["--database-ssl-mode", "disable"]))
-            .await
-            .err()
-            .expect("a plaintext connection must be refused");
-    assert!(
-        format!("{refused:#}").contains("no pg_hba.conf entry"),
-        "{refused:#}"
-    );
+    let refused = refused_start(
+        &plain,
+        &["--database-ssl-mode", "disable"],
+        "a plaintext connection must be refused",
+    )
+    .await;
+    assert!(refused.contains("no pg_hba.conf entry"), "{refused}");
 }
 
 #[tokio::test]
@@ -125,11 +123,12 @@ async fn a_server_certificate_from_another_ca_is_refused_with_a_clear_error() {
             "--database-timeout",
             "1s",
         ];
-        let error = keyward::startup::Application::build(config(&url, &flags))
-            .await
-            .err()
-            .expect("an untrusted server certificate must be refused");
-        let text = format!("{error:#}");
+        let text = refused_start(
+            &url,
+            &flags,
+            "an untrusted server certificate must be refused",
+        )
+        .await;
         println!("{mode} with another CA: {text}");
         assert!(
             text.contains("cannot migrate the database"),
@@ -178,14 +177,13 @@ async fn a_client_certificate_from_flags_is_presented_when_the_server_requires_o
         "--database-timeout",
         "1s",
     ];
-    let refused = keyward::startup::Application::build(config(&url, &flags))
-        .await
-        .err()
-        .expect("without a client certificate the server refuses");
-    assert!(
-        format!("{refused:#}").contains("cannot migrate"),
-        "{refused:#}"
-    );
+    let refused = refused_start(
+        &url,
+        &flags,
+        "without a client certificate the server refuses",
+    )
+    .await;
+    assert!(refused.contains("cannot migrate"), "{refused}");
     flags.extend([
         "--database-ssl-cert",
         cert.as_str(),
@@ -195,4 +193,14 @@ async fn a_client_certificate_from_flags_is_presented_when_the_server_requires_o
     let app = TestApp::spawn_with(config(&url, &flags), None).await;
     round_trip(&app).await;
     app.stop().await;
+}
+
+/// Builds keyward on `url` with `flags`, which must fail (`why` says why it
+/// must); the error with its causes.
+async fn refused_start(url: &str, flags: &[&str], why: &str) -> String {
+    let error = keyward::startup::Application::build(config(url, flags))
+        .await
+        .err()
+        .expect(why);
+    format!("{error:#}")
 }

@@ -8,7 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::envoy::{Lines, Proc, free_port};
+use super::envoy::{Lines, Proc};
+use super::free_port;
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
 

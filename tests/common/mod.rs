@@ -47,6 +47,15 @@ pub fn skip(missing: &str, install: &str) {
     );
 }
 
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Whether `program args…` runs and exits 0 here.
 pub fn runs(program: &str, args: &[&str]) -> bool {
     std::process::Command::new(program)

@@ -9,6 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::free_port;
+
 /// Where Debian puts the server binaries (not on PATH).
 pub fn bin_dir() -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
@@ -56,14 +58,6 @@ fn command(bin: &Path, program: &str) -> Command {
     } else {
         Command::new(path)
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn owned_dir() -> tempfile::TempDir {

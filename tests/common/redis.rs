@@ -6,6 +6,8 @@ use std::{
     time::Duration,
 };
 
+use super::free_port;
+
 const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
 
 async fn answers(url: &str) -> Result<(), String> {
@@ -164,14 +166,6 @@ impl OwnRedis {
             .await
             .unwrap();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Drop for OwnRedis {
