@@ -23,6 +23,7 @@
 pub mod authz;
 pub mod body;
 pub mod connect;
+pub mod console;
 pub mod cors;
 pub mod grpc_web;
 pub mod kind;
