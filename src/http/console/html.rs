@@ -44,9 +44,9 @@ pub fn document(title: &str, csrf: Option<&str>, main: &str) -> String {
             esc(csrf)
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "</header><main id=\"main\"><h1>{}</h1>{main}</main></body></html>\n",
+        "</header><main id=\"main\"><h1>{}</h1>{main}</main></body></html>",
         esc(title)
     );
     page

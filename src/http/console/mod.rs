@@ -33,15 +33,13 @@ use std::sync::Arc;
 
 pub use args::ConsoleArgs;
 pub use error::ConsoleError;
+pub use route::MOUNT;
 
 use crate::{
     grpc::key_service::KeyServiceImpl,
     http::{BoxResponse, Endpoint, HttpRequest},
     verify::Verifier,
 };
-
-/// Where the console is served: `/ui` and everything below it.
-pub const MOUNT: &str = "/ui";
 
 /// The console endpoint.
 pub struct Console {

@@ -16,6 +16,9 @@ use super::{
 };
 use crate::http::{HttpRequest, HttpResponse, body};
 
+/// Where the console is served: `/ui` and everything below it.
+pub const MOUNT: &str = "/ui";
+
 /// The most a console form may send: the largest is a key's settings.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
@@ -27,11 +30,7 @@ pub struct Context {
 }
 
 pub async fn handle(context: &Context, request: HttpRequest) -> HttpResponse {
-    let path = request
-        .uri()
-        .path()
-        .strip_prefix(super::MOUNT)
-        .unwrap_or("");
+    let path = request.uri().path().strip_prefix(MOUNT).unwrap_or("");
     match (request.method(), path) {
         (&Method::GET | &Method::HEAD, "/assets/console.css") => {
             return respond::asset("text/css; charset=utf-8", pages::assets::CSS);
@@ -54,7 +53,7 @@ pub async fn handle(context: &Context, request: HttpRequest) -> HttpResponse {
     let post = parts.method == Method::POST;
     let cookie = respond::read_cookie(&parts.headers, session::COOKIE).map(str::to_owned);
     let session = cookie.as_deref().and_then(|id| context.sessions.get(id));
-    let path = parts.uri.path().strip_prefix(super::MOUNT).unwrap_or("");
+    let path = parts.uri.path().strip_prefix(MOUNT).unwrap_or("");
     match (post, path) {
         (false, "/") if session.is_none() => {
             let ended = form.get("ended").is_some();

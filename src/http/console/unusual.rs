@@ -30,24 +30,33 @@ pub fn judge(last: Hour, usual: &[Hour], top_reason: Option<&str>) -> Option<Str
     let mean_allowed = usual.iter().map(|h| h.allowed).sum::<i64>() as f64 / hours;
     let mean_denied = usual.iter().map(|h| h.denied).sum::<i64>() as f64 / hours;
     let span = describe_span(usual.len());
+    let said = |what: String, mean: f64, last: i64| {
+        if mean < 0.05 {
+            format!("{what} in the last hour, where it had none over {span}")
+        } else {
+            format!(
+                "{what} in the last hour, against a usual {} an hour over {span} ({:.0}× its usual level)",
+                round(mean),
+                last as f64 / mean
+            )
+        }
+    };
     let mut why = Vec::new();
     if last.allowed >= MIN_CALLS && last.allowed as f64 >= FACTOR * mean_allowed.max(1.0) {
-        why.push(format!(
-            "{} calls in the last hour against a usual {} an hour over {span} ({})",
+        why.push(said(
+            format!("{} calls", last.allowed),
+            mean_allowed,
             last.allowed,
-            round(mean_allowed),
-            times(last.allowed, mean_allowed)
         ));
     }
     if last.denied >= MIN_DENIALS && last.denied as f64 >= FACTOR * mean_denied.max(1.0) {
         let reason = top_reason
-            .map(|r| format!(", mostly {r}"))
+            .map(|r| format!(" (mostly {r})"))
             .unwrap_or_default();
-        why.push(format!(
-            "{} denied calls in the last hour{reason}, against a usual {} an hour over {span} ({})",
+        why.push(said(
+            format!("{} denied calls{reason}", last.denied),
+            mean_denied,
             last.denied,
-            round(mean_denied),
-            times(last.denied, mean_denied)
         ));
     }
     if why.is_empty() {
@@ -73,14 +82,6 @@ fn round(mean: f64) -> String {
     }
 }
 
-fn times(last: i64, mean: f64) -> String {
-    if mean < 0.05 {
-        "it usually has none".to_owned()
-    } else {
-        format!("{:.0}× its usual level", last as f64 / mean)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,7 +103,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             why,
-            "400 calls in the last hour against a usual 40 an hour over the past 7 days (10× its usual level)"
+            "400 calls in the last hour, against a usual 40 an hour over the past 7 days (10× its usual level)"
         );
     }
 
@@ -118,10 +119,13 @@ mod tests {
         )
         .unwrap();
         assert!(
-            why.starts_with("25 denied calls in the last hour, mostly RATE_LIMITED"),
+            why.starts_with("25 denied calls (mostly RATE_LIMITED) in the last hour"),
             "{why}"
         );
-        assert!(why.contains("it usually has none"), "{why}");
+        assert!(
+            why.ends_with("where it had none over the past 24 hours"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use http::StatusCode;
 
-use super::{View, issue, text};
+use super::{issue, text, view::View};
 use crate::{
     http::{
         HttpResponse,

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use http::StatusCode;
 
-use super::{View, text};
+use super::{text, view::View};
 use crate::{
     grpc::convert,
     http::{

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use http::StatusCode;
 
-use super::{View, settings::Settings};
+use super::{settings::Settings, view::View};
 use crate::{
     http::{
         HttpResponse,

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use http::StatusCode;
 
-use super::{View, settings::Settings, text};
+use super::{settings::Settings, text, view::View};
 use crate::{
     http::{
         HttpResponse,

@@ -8,8 +8,9 @@ use chrono::{Datelike, Duration, Utc};
 use http::StatusCode;
 
 use super::{
-    View, audit, text,
+    audit, text,
     usage::{self, Whose},
+    view::View,
 };
 use crate::{
     http::{

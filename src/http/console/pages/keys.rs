@@ -8,8 +8,9 @@ use futures_util::future::try_join_all;
 use http::StatusCode;
 
 use super::{
-    View, text,
+    text,
     usage::{self, Whose},
+    view::View,
 };
 use crate::{
     http::{
@@ -131,7 +132,10 @@ pub async fn page(view: &View<'_>) -> Result<HttpResponse, ConsoleError> {
             let _ = write!(
                 main,
                 "<tr><th scope=\"row\"><a href=\"{}\">{}</a><br><code class=\"id\">{}</code></th>\
-                 <td><code>{}</code></td><td>{}</td><td>{}</td><td>{}<br>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                 <td data-label=\"Hint\"><code>{}</code></td><td data-label=\"Status\">{}</td>\
+                 <td data-label=\"Scopes\">{}</td><td data-label=\"Limits\">{}<br>{}</td>\
+                 <td data-label=\"Expires\">{}</td><td data-label=\"Last used\">{}</td>\
+                 <td data-label=\"Last 24 h\">{}</td></tr>",
                 esc(&link("/ui/key", &[("id", &k.id)])),
                 esc(&k.label),
                 esc(&k.id),

@@ -13,17 +13,12 @@ mod settings;
 pub mod sign_in;
 mod text;
 mod usage;
+mod view;
 
-use super::{error::ConsoleError, form::Form, rpc::Caller};
+pub use view::View;
+
+use super::error::ConsoleError;
 use crate::http::HttpResponse;
-
-/// What a page of a signed-in session gets.
-pub struct View<'a> {
-    pub caller: &'a Caller,
-    pub csrf: &'a str,
-    /// The query string of a GET, the body of a POST.
-    pub form: &'a Form,
-}
 
 pub async fn get(path: &str, view: &View<'_>) -> Result<HttpResponse, ConsoleError> {
     match path {

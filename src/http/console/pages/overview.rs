@@ -81,7 +81,7 @@ pub async fn page(view: &View<'_>) -> Result<HttpResponse, ConsoleError> {
     }
     main.push_str("</section><section><h2>Calls, last 24 hours</h2>");
     main.push_str(&chart::bars(
-        &usage::bars(&day.series, "%H:00"),
+        &usage::bars(&day.series, "%m-%d %H:00"),
         "Calls per hour (UTC)",
     ));
     main.push_str(&chart::ranking(

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, fmt::Write};
 
 use http::StatusCode;
 
-use super::View;
+use super::view::View;
 use crate::{
     http::{
         HttpResponse,
