@@ -183,7 +183,10 @@ pub fn table(events: &[pb::AuditEvent], now: DateTime<Utc>) -> String {
         };
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{}</td><td><a href=\"{}\">{}</a></td><td>{key}</td><td>{actor}</td><td>{}</td><td><code class=\"details\">{}</code></td></tr>",
+            "<tr><td data-label=\"When\">{}</td><td data-label=\"Action\">{}</td>\
+             <td data-label=\"Project\"><a href=\"{}\">{}</a></td><td data-label=\"Key\">{key}</td>\
+             <td data-label=\"Actor\">{actor}</td><td data-label=\"Source\">{}</td>\
+             <td data-label=\"Details\"><code class=\"details\">{}</code></td></tr>",
             text::when_rel(e.at.as_ref(), "", now),
             esc(&e.action),
             esc(&link("/ui/audit", &[("project", &e.project)])),
