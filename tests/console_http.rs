@@ -78,6 +78,28 @@ async fn sign_in_sets_a_strict_cookie_that_is_not_the_key() {
         "the key is never on a page"
     );
 
+    // Signing in again gives a new id and ends the old session.
+    // (The form comes from another tab: a signed-in browser is sent on.)
+    let first = browser.cookies["keyward_session"].clone();
+    let mut tab = Browser::new(app.addr);
+    let form = tab.get("/ui/").await;
+    let token = tab.cookies["keyward_sign_in"].clone();
+    browser.cookies.insert("keyward_sign_in".into(), token);
+    let again = browser
+        .post(
+            "/ui/sign-in",
+            &[("csrf", &csrf_of(&form)), ("admin_key", &admin)],
+        )
+        .await;
+    assert_eq!(again.status, 303);
+    let second = browser.cookies["keyward_session"].clone();
+    assert_ne!(first, second);
+    let mut stale = Browser::new(app.addr);
+    stale.cookies.insert("keyward_session".into(), first);
+    assert_eq!(stale.get("/ui/projects").await.status, 303);
+    let projects = browser.get("/ui/projects").await;
+    assert_eq!(projects.status, 200);
+
     // Sign-out ends the session on the server, not only in the browser.
     let id = browser.cookies["keyward_session"].clone();
     let csrf = csrf_of(&projects);
@@ -151,9 +173,12 @@ async fn a_post_without_the_csrf_token_is_refused_before_anything_else() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn an_issued_key_works_and_the_action_is_audited_as_the_admin() {
-    let db = TestDb::sqlite();
+on_both_stores!(
+    issue_through_the_console,
+    an_issued_key_works_and_the_action_is_audited_as_the_admin
+);
+
+async fn an_issued_key_works_and_the_action_is_audited_as_the_admin(db: TestDb) {
     let app = TestApp::spawn(&db).await;
     let admin = app.bootstrap().await;
     let mut api = app.api_with(&admin).await;

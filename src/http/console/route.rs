@@ -119,6 +119,10 @@ async fn sign_in(context: &Context, parts: Parts, form: &Form) -> HttpResponse {
         let status = crate::http::status::for_console(&error);
         return pages::sign_in::page(context.secure, Some(&error.to_string()), status);
     }
+    // A browser signing in again gets a new id; its old session ends.
+    if let Some(old) = respond::read_cookie(&parts.headers, session::COOKIE) {
+        context.sessions.end(old);
+    }
     let Some(id) = context.sessions.start(key) else {
         return respond::failure(&ConsoleError::TooManySessions, None);
     };
