@@ -14,6 +14,8 @@ const otherKeyId = process.env.OTHER_KEY_ID;
 const shots = process.env.SCREENSHOTS;
 const secrets = [adminKey, projectAdminKey];
 const visited = [];
+// Script errors and console errors (CSP refusals) in any page.
+const pageErrors = [];
 
 const reader = createInterface({ input: process.stdin });
 const answers = reader[Symbol.asyncIterator]();
@@ -57,7 +59,14 @@ function watch(page) {
   page.on("framenavigated", (frame) => visited.push(frame.url()));
   page.on("request", (request) => visited.push(request.url()));
   page.on("dialog", (dialog) => dialog.accept());
-  page.on("pageerror", (error) => { throw error; });
+  page.on("pageerror", (error) => pageErrors.push(`${page.url()}: ${error.message}`));
+  // A CSP refusal (an inline style or script of ours) is a console error.
+  page.on("console", (message) => {
+    // (Refused pages, 403 and 404, are expected: the test asks for them.)
+    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) {
+      pageErrors.push(`${page.url()}: ${message.text()}`);
+    }
+  });
 }
 
 async function signIn(page, key) {
@@ -201,6 +210,7 @@ try {
   check([403, 404].includes(key.status()), `billing key answered ${key.status()}`);
   await noSecretsLeft(other, admin2);
   step("project admin isolated");
+  check(pageErrors.length === 0, `script errors: ${pageErrors.join("; ")}`);
   console.log("DONE");
 } catch (error) {
   console.error(error);
