@@ -427,3 +427,105 @@ async fn pages_stay_fast_with_ten_thousand_keys() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn changing_settings_updates_only_what_changed() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(&db).await;
+    let admin = app.bootstrap().await;
+    let mut api = app.api_with(&admin).await;
+    let (secret, id) = api.issue_key("shop", "web", &["orders:read"]).await;
+    let mut browser = signed_in(&app, &admin).await;
+    let form = browser.get(&format!("/ui/edit?id={id}")).await;
+    assert_eq!(form.status, 200, "{}", text(&form));
+    let csrf = csrf_of(&form);
+
+    // The form as shown, sent back unchanged: nothing to update.
+    let same = browser
+        .post(
+            "/ui/edit",
+            &[
+                ("csrf", &csrf),
+                ("id", &id),
+                ("label", "web"),
+                ("scopes", "orders:read"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        same.header("location"),
+        Some(format!("/ui/key?id={id}&done=unchanged").as_str())
+    );
+
+    let changed = browser
+        .post(
+            "/ui/edit",
+            &[
+                ("csrf", &csrf),
+                ("id", &id),
+                ("label", "web"),
+                ("scopes", "orders:read, orders:write"),
+                ("rl_limit", "5"),
+                ("rl_period", "1m"),
+                ("allowed_cidrs", "127.0.0.0/8\n10.0.0.0/8"),
+                ("metadata", "team=pay"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, 303, "{}", text(&changed));
+    let info = api.get_id(&id).await;
+    assert_eq!(info.scopes, ["orders:read", "orders:write"]);
+    assert_eq!(info.rate_limit.unwrap().limit, 5);
+    assert_eq!(info.allowed_cidrs, ["127.0.0.0/8", "10.0.0.0/8"]);
+    assert_eq!(info.metadata["team"], "pay");
+    let inside = api
+        .verify_from(&secret, &["orders:write"], "10.1.2.3")
+        .await;
+    assert!(inside.allowed, "{inside:?}");
+    let outside = api
+        .verify_from(&secret, &["orders:write"], "192.0.2.1")
+        .await;
+    assert_eq!(outside.reason, pb::Reason::SourceNotAllowed as i32);
+    let update = api
+        .audit(pb::ListAuditEventsRequest {
+            key_id: id.clone(),
+            action: "update".into(),
+            ..Default::default()
+        })
+        .await
+        .events;
+    assert_eq!(
+        update.len(),
+        1,
+        "one update, not one for the unchanged form"
+    );
+    for field in ["scopes", "rate_limit", "allowed_cidrs", "metadata"] {
+        assert!(
+            update[0].details_json.contains(field),
+            "{}",
+            update[0].details_json
+        );
+    }
+    assert!(
+        !update[0].details_json.contains("\"label\""),
+        "{}",
+        update[0].details_json
+    );
+
+    // A bad value is named, and nothing changes.
+    let bad = browser
+        .post(
+            "/ui/edit",
+            &[
+                ("csrf", &csrf),
+                ("id", &id),
+                ("label", "web"),
+                ("allowed_cidrs", "not-a-cidr"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", text(&bad));
+    assert!(text(&bad).contains("allowed_cidrs"), "{}", text(&bad));
+    assert_eq!(api.get_id(&id).await.allowed_cidrs.len(), 2);
+    app.stop().await;
+}
