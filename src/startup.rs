@@ -359,15 +359,18 @@ impl Application {
         };
         // The console calls the same implementation, as the session's admin.
         let http = match &self.console {
-            Some(args) => http.mount(
-                http::Mount::Subtree(http::console::MOUNT),
-                http::console::Console::new(
-                    key_service_impl,
-                    self.state.verifier.clone(),
-                    args,
-                    self.tls.is_some(),
-                ),
-            ),
+            Some(args) => {
+                tracing::info!(addr = %self.local_addr, "console at /ui/");
+                http.mount(
+                    http::Mount::Subtree(http::console::MOUNT),
+                    http::console::Console::new(
+                        key_service_impl,
+                        self.state.verifier.clone(),
+                        args,
+                        self.tls.is_some(),
+                    ),
+                )
+            }
             None => http,
         };
         let handlers = Handlers {
