@@ -67,6 +67,9 @@ pub struct Config {
     #[command(flatten)]
     pub cors: crate::http::cors::CorsArgs,
 
+    #[command(flatten)]
+    pub console: crate::http::console::ConsoleArgs,
+
     /// Do not migrate the database on start (run `keyward migrate` instead,
     /// e.g. from a deployment hook).
     #[arg(long, env = "KEYWARD_NO_MIGRATE")]

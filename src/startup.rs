@@ -67,6 +67,8 @@ pub struct Application {
     tls: Option<ServerTls>,
     /// `POST /leaks/github`, with `--leak-report-keys`.
     leaks: Option<http::leaks::GithubReports>,
+    /// `None`: `--console false`.
+    console: Option<http::console::ConsoleArgs>,
 }
 
 impl Application {
@@ -164,6 +166,7 @@ impl Application {
             cors: config.cors.cors_allowed_origins.clone(),
             tls,
             leaks,
+            console: config.console.console.then(|| config.console.clone()),
         })
     }
 
@@ -339,7 +342,10 @@ impl Application {
         let http = http::Router::new()
             .mount(
                 http::Mount::Subtree(http::connect::MOUNT),
-                http::cors::wrap(http::connect::Connect::new(key_service_impl), &self.cors),
+                http::cors::wrap(
+                    http::connect::Connect::new(key_service_impl.clone()),
+                    &self.cors,
+                ),
             )
             .grpc_web(http::cors::wrap(
                 http::grpc_web::GrpcWeb::new(key_service),
@@ -349,6 +355,22 @@ impl Application {
         let http = http::authz::mount(http, &self.state.authz);
         let http = match self.leaks {
             Some(leaks) => http.mount(http::Mount::Exact(http::leaks::GITHUB_PATH), leaks),
+            None => http,
+        };
+        // The console calls the same implementation, as the session's admin.
+        let http = match &self.console {
+            Some(args) => {
+                tracing::info!(addr = %self.local_addr, "console at /ui/");
+                http.mount(
+                    http::Mount::Subtree(http::console::MOUNT),
+                    http::console::Console::new(
+                        key_service_impl,
+                        self.state.verifier.clone(),
+                        args,
+                        self.tls.is_some(),
+                    ),
+                )
+            }
             None => http,
         };
         let handlers = Handlers {

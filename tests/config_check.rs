@@ -88,6 +88,12 @@ fn bad_flags_and_environment_fail() {
             &[("KEYWARD_REDIS_URL", "http://:hunter2@cache")][..],
             "not a valid redis",
         ),
+        (&["--console", "maybe"][..], &[][..], "--console"),
+        (
+            &[][..],
+            &[("KEYWARD_CONSOLE_SESSION_TTL", "10s")][..],
+            "at least 1m",
+        ),
     ] {
         let out = check(args, env);
         let text = said(&out);

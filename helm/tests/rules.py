@@ -161,6 +161,10 @@ def rule_deployment_runtime(v, objs):
         errs.append("KEYWARD_NO_MIGRATE is set although no hook Job migrates")
     if ("KEYWARD_CONFIG" in env) != bool(v["config"]):
         errs.append("KEYWARD_CONFIG must be set exactly when config is")
+    if val("KEYWARD_CONSOLE") != str(v["console"]["enabled"]).lower():
+        errs.append(f"KEYWARD_CONSOLE {val('KEYWARD_CONSOLE')!r} is not console.enabled")
+    if val("KEYWARD_CONSOLE_SESSION_TTL") != v["console"]["sessionTtl"]:
+        errs.append("KEYWARD_CONSOLE_SESSION_TTL is not console.sessionTtl")
     if v["tracing"]["otlpEndpoint"] and val("OTEL_EXPORTER_OTLP_ENDPOINT") != v["tracing"]["otlpEndpoint"]:
         errs.append("OTEL_EXPORTER_OTLP_ENDPOINT is not tracing.otlpEndpoint")
     tsc = spec.get("topologySpreadConstraints") or []

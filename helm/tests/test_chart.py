@@ -32,6 +32,8 @@ BAD_VALUES = {
     "postgres-client-cert-without-secret": {"database": {"tls": {"clientCert": True}}},
     "zero-max-connections": {"limits": {"maxConnections": 0}},
     "bad-revocation-bound": {"revocation": {"bound": "soon"}},
+    "console-enabled-not-bool": {"console": {"enabled": "yes"}},
+    "bad-console-session-ttl": {"console": {"sessionTtl": "all day"}},
     "leak-reports-empty-key": {"leakReports": {"secretName": "s", "key": ""}},
     "leak-reports-both": {"leakReports": {"secretName": "s", "configMapName": "c"}},
 }

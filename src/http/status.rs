@@ -6,7 +6,10 @@
 use http::StatusCode;
 use tonic::Code;
 
-use crate::{http::leaks::refusal::LeakRefusal, serve::Refusal};
+use crate::{
+    http::{console::ConsoleError, leaks::refusal::LeakRefusal},
+    serve::Refusal,
+};
 
 pub fn for_code(code: Code) -> StatusCode {
     match code {
@@ -46,6 +49,20 @@ pub fn for_leak_refusal(refusal: &LeakRefusal) -> StatusCode {
         LeakRefusal::Signature(_) => StatusCode::UNAUTHORIZED,
         LeakRefusal::NotReport | LeakRefusal::TooManyTokens => StatusCode::BAD_REQUEST,
         LeakRefusal::Failed(code) => for_code(*code),
+    }
+}
+
+/// A console page that failed: the KeyService's code as everywhere else;
+/// a missing CSRF token is `403`, as a refusal to act.
+pub fn for_console(error: &ConsoleError) -> StatusCode {
+    match error {
+        ConsoleError::Rpc { code, .. } => for_code(*code),
+        ConsoleError::Form { .. } => StatusCode::BAD_REQUEST,
+        ConsoleError::Csrf => StatusCode::FORBIDDEN,
+        ConsoleError::Body => StatusCode::PAYLOAD_TOO_LARGE,
+        ConsoleError::TooManySessions => StatusCode::SERVICE_UNAVAILABLE,
+        ConsoleError::NotFound => StatusCode::NOT_FOUND,
+        ConsoleError::Method => StatusCode::METHOD_NOT_ALLOWED,
     }
 }
 

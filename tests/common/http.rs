@@ -11,6 +11,8 @@ pub struct Reply {
     pub status: u16,
     /// Lower-cased names; a repeated header keeps its last value.
     pub headers: HashMap<String, String>,
+    /// Every header in order, repeated ones too (`set-cookie`).
+    pub all_headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -140,7 +142,8 @@ pub async fn request(
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     Reply {
         status: raw.status,
-        headers: raw.headers.into_iter().collect(),
+        headers: raw.headers.iter().cloned().collect(),
+        all_headers: raw.headers,
         body: raw.body,
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod client;
+pub mod console;
 pub mod counting;
 pub mod envoy;
 pub mod forward;

@@ -8,5 +8,6 @@ mod common;
 mod access;
 mod cli;
 mod connect;
+mod console;
 mod pki;
 mod renewal;
