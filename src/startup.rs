@@ -178,11 +178,12 @@ impl Application {
         let revocation = config.revocation_options();
         let database_url = config.database.url().expose();
         if let Some(redis) = config.redis_options() {
-            let l2 = Arc::new(RedisCache::new(redis.clone()).map_err(anyhow::Error::msg)?);
-            let bus = Arc::new(
-                RedisBus::new(&redis.url, &redis.namespace, redis.timeout)
-                    .map_err(anyhow::Error::msg)?,
-            );
+            let l2 = Arc::new(RedisCache::new(redis.clone()).context("--redis-url")?);
+            let bus = Arc::new(RedisBus::new(
+                l2.connector().clone(),
+                &redis.namespace,
+                redis.timeout,
+            ));
             let lookup = Arc::new(
                 KeyLookup::new(store, &l1, Some(l2), bus.clone()).with_revocation(&revocation),
             );
