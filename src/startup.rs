@@ -123,6 +123,14 @@ impl Application {
         }
         let stopping = CancellationToken::new();
         let lookup = Self::build_lookup(&config, store.clone(), &stopping)?;
+        if let Some(l2) = lookup.l2()
+            && let Err(refused) =
+                crate::cache::redis_preflight::preflight(l2.connector(), config.redis_timeout).await
+        {
+            // The bus's subscriber is running already.
+            stopping.cancel();
+            return Err(refused).context("--redis-url");
+        }
         Self::start_revocation(&config, store.clone(), &lookup, &stopping).await;
         let limiter = Limiter::new(
             lookup

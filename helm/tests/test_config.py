@@ -56,6 +56,10 @@ def lay_out_mounts(root, objs, values):
     for name in ("tls.crt", "tls.key", "ca.crt"):
         write(f"tls/{name}", "not checked by config check\n")
         write(f"postgres-tls/{name}", "only its presence is checked\n")
+        # keyward reads these at start: they must look like PEM.
+        write(f"redis-tls/{name}", "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n")
+    if values["redis"]["passwordSecret"]["name"]:
+        write(f"redis-auth/{values['redis']['passwordSecret']['key']}", "example\n")
     if values["existingSecret"] and values["database"]["readUrlInExistingSecret"]:
         write("secrets/database-read-url", "postgres://keyward:example@postgres-ro:5432/keyward\n")
     # A real P-256 public key: config check parses the keys file.

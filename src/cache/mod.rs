@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod redis;
 mod redis_bus;
 pub mod redis_connect;
+pub mod redis_preflight;
 pub mod redis_target;
 mod sharded_bus;
 pub mod tombstones;

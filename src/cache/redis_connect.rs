@@ -190,7 +190,10 @@ impl Connector {
     fn build(&self) -> RedisResult<Kind> {
         Ok(match &self.target.topology {
             Topology::Single { host, port, db } => {
-                Kind::Server(self.server_client(host, *port, *db)?)
+                Kind::Server(self.server_client(self.addr(host, *port), *db)?)
+            }
+            Topology::Unix { path, db } => {
+                Kind::Server(self.server_client(ConnectionAddr::Unix(path.into()), *db)?)
             }
             Topology::Sentinel {
                 sentinels,
@@ -223,9 +226,8 @@ impl Connector {
         })
     }
 
-    fn server_client(&self, host: &str, port: u16, db: i64) -> RedisResult<Client> {
-        let info: ConnectionInfo = self
-            .addr(host, port)
+    fn server_client(&self, addr: ConnectionAddr, db: i64) -> RedisResult<Client> {
+        let info: ConnectionInfo = addr
             .into_connection_info()?
             .set_redis_settings(self.settings(db));
         match self.certificates() {

@@ -16,6 +16,11 @@ pub enum Topology {
         port: u16,
         db: i64,
     },
+    /// A Unix socket: `redis+unix:///path` or `unix:///path`.
+    Unix {
+        path: String,
+        db: i64,
+    },
     Sentinel {
         sentinels: Vec<(String, u16)>,
         master: String,
@@ -43,7 +48,7 @@ impl fmt::Debug for RedisTarget {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
     #[error(
-        "the Redis URL's scheme must be redis, rediss, redis+sentinel, rediss+sentinel, redis+cluster or rediss+cluster"
+        "the Redis URL's scheme must be redis, rediss, redis+sentinel, rediss+sentinel, redis+cluster, rediss+cluster or redis+unix"
     )]
     Scheme,
     #[error("the Redis URL names no host")]
@@ -70,6 +75,9 @@ const DEFAULT_SENTINEL_PORT: u16 = 26379;
 impl RedisTarget {
     pub fn parse(url: &str) -> Result<Self, TargetError> {
         let (scheme, rest) = url.split_once("://").ok_or(TargetError::Scheme)?;
+        if matches!(scheme.to_ascii_lowercase().as_str(), "unix" | "redis+unix") {
+            return unix(rest);
+        }
         let (tls, kind) = match scheme.to_ascii_lowercase().as_str() {
             "redis" => (false, ""),
             "rediss" => (true, ""),
@@ -149,12 +157,35 @@ impl RedisTarget {
         };
         match &self.topology {
             Topology::Single { host, port, .. } => format!("server {host}:{port}"),
+            Topology::Unix { path, .. } => format!("server {path}"),
             Topology::Sentinel {
                 sentinels, master, ..
             } => format!("sentinel master {master} via {}", list(sentinels)),
             Topology::Cluster { seeds } => format!("cluster via {}", list(seeds)),
         }
     }
+}
+
+/// `/path/to/socket[?db=N]`; the password, if any, comes from
+/// --redis-password-file.
+fn unix(rest: &str) -> Result<RedisTarget, TargetError> {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() {
+        return Err(TargetError::NoHost);
+    }
+    let db = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("db="))
+        .map_or(Ok(0), database)?;
+    Ok(RedisTarget {
+        topology: Topology::Unix {
+            path: path.to_owned(),
+            db,
+        },
+        tls: false,
+        username: None,
+        password: None,
+    })
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -245,6 +276,14 @@ mod tests {
             }
         );
         assert_eq!(cluster.describe(), "cluster via ::1:7000,b:7001");
+        let unix = RedisTarget::parse("redis+unix:///run/redis.sock?db=4").unwrap();
+        assert_eq!(
+            unix.topology,
+            Topology::Unix {
+                path: "/run/redis.sock".into(),
+                db: 4
+            }
+        );
     }
 
     #[test]
