@@ -248,6 +248,7 @@ impl Application {
         tail.spawn(stopping.clone());
         if let Some(l2) = lookup.l2() {
             l2.retry_tombstones(stopping.clone());
+            l2.connector().watch_master(stopping.clone());
         }
     }
 

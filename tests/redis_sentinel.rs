@@ -136,7 +136,7 @@ async fn fail_overs_under_load_keep_revocation_within_the_bound() {
         let during = revoke_all(&mut ca, &mut cb, &victims).await;
         wait_l2_up(&a).await;
         wait_l2_up(&b).await;
-        // Give the subscribers a master recheck (1 s) to move over.
+        // The sentinels are asked every second who is master.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let after = measure(&mut ca, &mut cb, 100, BOUND).await;
         println!(

@@ -23,6 +23,7 @@ mod redis_bus;
 pub mod redis_connect;
 pub mod redis_preflight;
 pub mod redis_target;
+mod sentinel_watch;
 mod sharded_bus;
 pub mod tombstones;
 

@@ -366,7 +366,15 @@ impl RedisCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         if let Some(conn) = current {
-            return Ok(conn);
+            if !self.connector.is_retired(&conn) {
+                return Ok(conn);
+            }
+            // Sentinel names another master: move there (the pool's recycle
+            // check retires the pooled handles the same way).
+            self.shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
         }
         let pooled = self.pool.get().await.map_err(|e| e.to_string())?;
         // The clone keeps the connection open after the pooled handle goes

@@ -2,10 +2,9 @@
 //! server or on the master Sentinel names; SPUBLISH and SSUBSCRIBE on a
 //! Cluster (`sharded_bus.rs`).
 //!
-//! Behind Sentinel the subscriber asks the sentinels every
-//! [`MASTER_RECHECK`] which server is master, and resubscribes there when
-//! it changed: a subscription left on a demoted or partitioned master may
-//! hear nothing, without any error.
+//! Behind Sentinel the subscriber resubscribes as soon as the sentinels
+//! name another master (`sentinel_watch.rs`): a subscription left on a
+//! demoted or partitioned master may hear nothing, without any error.
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,8 +20,9 @@ use super::{
     sharded_bus,
 };
 
-/// How often a subscriber behind Sentinel checks who is master.
-const MASTER_RECHECK: Duration = Duration::from_secs(1);
+/// How often a subscriber behind Sentinel looks whether the master changed
+/// (an atomic load; the sentinels are asked by `Connector::watch_master`).
+const MASTER_RECHECK: Duration = Duration::from_millis(100);
 
 pub struct RedisBus {
     connector: Arc<Connector>,
@@ -62,14 +62,15 @@ impl RedisBus {
                 let connected =
                     tokio::time::timeout(bus.timeout.max(Duration::from_secs(1)), async {
                         let client = bus.connector.server().await?;
+                        let generation = bus.connector.master_generation();
                         let mut pubsub = client.get_async_pubsub().await?;
                         pubsub.subscribe(&bus.channel).await?;
                         let at = client.get_connection_info().addr().to_string();
-                        Ok::<_, redis::RedisError>((pubsub, at))
+                        Ok::<_, redis::RedisError>((pubsub, at, generation))
                     })
                     .await;
                 match connected {
-                    Ok(Ok((pubsub, at))) => {
+                    Ok(Ok((pubsub, at, generation))) => {
                         // Whatever was published while we were away is lost.
                         lookup.clear_local();
                         retry = RETRY;
@@ -88,9 +89,10 @@ impl RedisBus {
                                     }
                                     None => break,
                                 },
-                                _ = recheck.tick(), if bus.behind_sentinel() => {
-                                    if bus.master_moved(&at).await {
+                                _ = recheck.tick() => {
+                                    if bus.connector.master_generation() != generation {
                                         tracing::info!(bus = "redis", "Sentinel names another master; resubscribing there");
+                                        retry = Duration::ZERO;
                                         break;
                                     }
                                 }
@@ -110,30 +112,9 @@ impl RedisBus {
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(retry) => {}
                 }
-                retry = (retry * 2).min(MAX_RETRY);
+                retry = (retry * 2).clamp(RETRY, MAX_RETRY);
             }
         });
-    }
-
-    fn behind_sentinel(&self) -> bool {
-        matches!(
-            self.connector.target().topology,
-            super::redis_target::Topology::Sentinel { .. }
-        )
-    }
-
-    /// Whether the sentinels now name a master other than `at`; a quorum
-    /// that cannot be asked is no reason to drop a working subscription.
-    async fn master_moved(&self, at: &str) -> bool {
-        match tokio::time::timeout(
-            self.timeout.max(Duration::from_millis(500)),
-            self.connector.server(),
-        )
-        .await
-        {
-            Ok(Ok(client)) => client.get_connection_info().addr().to_string() != at,
-            _ => false,
-        }
     }
 }
 

@@ -18,7 +18,13 @@ use redis::{
     sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType},
 };
 
-use super::redis_target::{RedisTarget, Topology};
+use super::{
+    redis_target::{RedisTarget, Topology},
+    sentinel_watch::MasterWatch,
+};
+
+/// How often the sentinels are asked who is master.
+const MASTER_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Credentials and TLS material for Redis, read once at start.
 #[derive(Clone, Default)]
@@ -60,8 +66,9 @@ pub enum ConnectError {
 /// clone shares the same multiplexed socket(s).
 #[derive(Clone)]
 pub enum RedisConn {
-    /// One server, or the master a Sentinel named.
-    Server(MultiplexedConnection),
+    /// One server, or the master a Sentinel named; with the generation of
+    /// that naming (`sentinel_watch.rs`; always 0 without Sentinel).
+    Server(MultiplexedConnection, u64),
     /// Routes each command to its slot's master; follows MOVED and ASK.
     Cluster(ClusterConnection),
 }
@@ -72,7 +79,7 @@ impl ConnectionLike for RedisConn {
         cmd: &'a redis::Cmd,
     ) -> redis::RedisFuture<'a, redis::Value> {
         match self {
-            RedisConn::Server(c) => c.req_packed_command(cmd),
+            RedisConn::Server(c, _) => c.req_packed_command(cmd),
             RedisConn::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -84,14 +91,14 @@ impl ConnectionLike for RedisConn {
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         match self {
-            RedisConn::Server(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConn::Server(c, _) => c.req_packed_commands(pipeline, offset, count),
             RedisConn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            RedisConn::Server(c) => c.get_db(),
+            RedisConn::Server(c, _) => c.get_db(),
             RedisConn::Cluster(c) => c.get_db(),
         }
     }
@@ -111,6 +118,7 @@ pub struct Connector {
     access: RedisAccess,
     timeout: Duration,
     kind: Kind,
+    master: MasterWatch,
 }
 
 impl Connector {
@@ -124,6 +132,7 @@ impl Connector {
             target,
             access,
             timeout,
+            master: MasterWatch::default(),
         };
         connector.kind = connector
             .build()
@@ -268,7 +277,12 @@ impl Connector {
     pub async fn server(&self) -> RedisResult<Client> {
         match &self.kind {
             Kind::Server(client) => Ok(client.clone()),
-            Kind::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await,
+            Kind::Sentinel(sentinel) => {
+                let client = sentinel.lock().await.async_get_client().await?;
+                self.master
+                    .note(client.get_connection_info().addr().to_string());
+                Ok(client)
+            }
             Kind::Cluster(_) => Err(redis::RedisError::from((
                 redis::ErrorKind::InvalidClientConfig,
                 "a cluster has no single server",
@@ -302,13 +316,15 @@ impl Connector {
             Kind::Cluster(client) => client.get_async_connection().await.map(RedisConn::Cluster),
             _ => {
                 let client = self.server().await?;
+                // Read after `server()` noted whom it reached.
+                let generation = self.master.generation();
                 let mut conn = client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?;
                 if matches!(self.kind, Kind::Sentinel(_)) {
                     require_master(&mut conn).await?;
                 }
-                Ok(RedisConn::Server(conn))
+                Ok(RedisConn::Server(conn, generation))
             }
         }
     }
@@ -317,13 +333,54 @@ impl Connector {
     /// its server is still a master (after a fail-over the old master, if
     /// it comes back, is a replica that refuses writes).
     pub async fn check(&self, conn: &mut RedisConn) -> RedisResult<()> {
+        if self.is_retired(conn) {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly),
+                "opened to a server Sentinel no longer names master",
+            )));
+        }
         match (&self.kind, conn) {
-            (Kind::Sentinel(_), RedisConn::Server(c)) => require_master(c).await,
+            (Kind::Sentinel(_), RedisConn::Server(c, _)) => require_master(c).await,
             (_, conn) => redis::cmd("PING")
                 .query_async::<String>(conn)
                 .await
                 .map(|_| ()),
         }
+    }
+}
+
+impl Connector {
+    /// Whether `conn` was opened to a master the sentinels have since
+    /// replaced.
+    pub fn is_retired(&self, conn: &RedisConn) -> bool {
+        matches!(conn, RedisConn::Server(_, g) if *g != self.master.generation())
+    }
+
+    /// The generation of the master the sentinels name (0 without them).
+    pub fn master_generation(&self) -> u64 {
+        self.master.generation()
+    }
+
+    /// Behind Sentinel, asks who is master every [`MASTER_RECHECK`] until
+    /// `stop`, so connections to a replaced master are retired even while
+    /// that server still answers as one.
+    pub fn watch_master(self: &std::sync::Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        if !matches!(self.kind, Kind::Sentinel(_)) {
+            return;
+        }
+        let connector = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(MASTER_RECHECK);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let wait = connector.timeout.max(Duration::from_millis(500));
+                // A quorum that cannot be asked changes nothing.
+                let _ = tokio::time::timeout(wait, connector.server()).await;
+            }
+        });
     }
 }
 

@@ -16,6 +16,10 @@ pub enum PreflightError {
     )]
     Certificate(String),
     #[error(
+        "Redis wants a client certificate it trusts ({0}): set --redis-tls-cert and --redis-tls-key"
+    )]
+    ClientCertificate(String),
+    #[error(
         "Redis refused keyward's credentials ({0}): check --redis-username and --redis-password-file"
     )]
     Credentials(String),
@@ -42,7 +46,7 @@ pub async fn preflight(connector: &Connector, timeout: Duration) -> Result<(), P
         connector.target().topology,
         Topology::Single { .. } | Topology::Unix { .. }
     );
-    if single && matches!(conn, RedisConn::Server(_)) {
+    if single && matches!(conn, RedisConn::Server(..)) {
         let info: Result<String, _> = redis::cmd("INFO")
             .arg("cluster")
             .query_async(&mut conn)

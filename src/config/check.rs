@@ -52,7 +52,7 @@ impl Config {
                     options.timeout,
                 )
                 .context("--redis-url")?;
-                connector.target().describe()
+                format!("on ({})", connector.target().describe())
             }
             None => "off".to_owned(),
         };

@@ -95,6 +95,12 @@ impl Cluster {
                 &format!("nodes-{port}.conf"),
                 "--cluster-node-timeout",
                 &NODE_TIMEOUT_MS.to_string(),
+                // A replica whose master went quiet (no writes, pings every
+                // 10 s) would otherwise count its data too old to take over.
+                "--cluster-replica-validity-factor",
+                "0",
+                "--repl-ping-replica-period",
+                "1",
                 "--dir",
                 dir.to_str().unwrap(),
                 "--save",
