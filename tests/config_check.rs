@@ -101,7 +101,7 @@ fn bad_flags_and_environment_fail() {
         (
             &["--redis-tls-cert", "/nonexistent/c.pem"][..],
             &[][..],
-            "--redis-tls-key",
+            "--redis-tls-cert",
         ),
     ] {
         let out = check(args, env);

@@ -9,7 +9,8 @@
 
 use std::fmt;
 
-#[derive(Clone, PartialEq, Eq)]
+/// Holds no secret: the credentials are in [`RedisTarget`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Topology {
     Single {
         host: String,
