@@ -142,10 +142,10 @@ async fn killing_a_master_under_load_lets_no_revoked_key_past_the_bound() {
     let (calls, denied) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut load = Vec::new();
     for client in [&ca, &cb] {
-        for w in 0..2 {
+        for (key, _) in steady.iter().take(2) {
             let (mut client, stop, calls, denied) =
                 (client.clone(), stop.clone(), calls.clone(), denied.clone());
-            let key = steady[w].0.clone();
+            let key = key.clone();
             load.push(tokio::spawn(async move {
                 let started = Instant::now();
                 while !stop.load(Ordering::Relaxed)

@@ -62,6 +62,15 @@ async fn fail_overs_under_load_keep_revocation_within_the_bound() {
     };
     let ns = namespace();
     let url = sentinels.url();
+    // A master name the sentinels do not know never heals: refused.
+    let unknown = url.replace(common::redis_sentinel::MASTER_NAME, "nosuchmaster");
+    let error = keyward::startup::Application::build(config(&db.url, &["--redis-url", &unknown]))
+        .await
+        .err()
+        .expect("an unknown master name must be refused");
+    let text = format!("{error:#}");
+    println!("unknown master: {text}");
+    assert!(text.contains("know no master"), "{text}");
     let args = [
         "--namespace",
         &ns,

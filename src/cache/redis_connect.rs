@@ -404,7 +404,11 @@ impl deadpool::managed::Manager for Manager {
     type Error = redis::RedisError;
 
     async fn create(&self) -> RedisResult<RedisConn> {
-        self.0.open().await
+        // Boxed: opening a cluster connection is a future deep enough that,
+        // laid out inline in every caller's, crates using keyward's futures
+        // (the benches) passed the compiler's recursion limit. Only
+        // reconnects come here.
+        Box::pin(self.0.open()).await
     }
 
     async fn recycle(

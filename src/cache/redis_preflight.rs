@@ -1,7 +1,8 @@
 //! The one Redis check at start. Redis is an accelerator, so one that is
 //! down or unreachable is no reason not to start; but a certificate keyward
-//! cannot trust, credentials Redis refuses, or a `redis://` URL naming one
-//! node of a cluster never get better on their own: keyward refuses to
+//! cannot trust, credentials Redis refuses, a master name the sentinels do
+//! not know, or a `redis://` URL naming one node of a cluster never get
+//! better on their own: keyward refuses to
 //! start and says which setting is wrong.
 
 use std::time::Duration;
@@ -27,6 +28,8 @@ pub enum PreflightError {
         "the Redis URL names one node of a Redis Cluster: use redis+cluster://host:port,host:port"
     )]
     ClusterNode,
+    #[error("the sentinels know no master of the name in the redis+sentinel URL ({0})")]
+    UnknownMaster(String),
 }
 
 /// Least time given to the first connection, however short --redis-timeout is.
@@ -65,6 +68,9 @@ fn classify(error: &redis::RedisError) -> Result<(), PreflightError> {
     if credentials {
         return Err(PreflightError::Credentials(text));
     }
+    if matches!(error.kind(), redis::ErrorKind::MasterNameNotFoundBySentinel) {
+        return Err(PreflightError::UnknownMaster(text));
+    }
     let lower = text.to_ascii_lowercase();
     // TLS 1.3 clients learn that the server wanted a certificate only when
     // its alert arrives, after the handshake: on the first reply.
@@ -76,4 +82,41 @@ fn classify(error: &redis::RedisError) -> Result<(), PreflightError> {
     }
     tracing::warn!(error = %text, "Redis cannot be reached yet; starting without it");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+    #[test]
+    fn only_settings_that_cannot_heal_refuse_the_start() {
+        let auth = RedisError::from((
+            ErrorKind::AuthenticationFailed,
+            "Password authentication failed",
+        ));
+        assert!(matches!(
+            classify(&auth),
+            Err(PreflightError::Credentials(_))
+        ));
+        let tls = RedisError::from((ErrorKind::Io, "invalid peer certificate: UnknownIssuer"));
+        assert!(matches!(
+            classify(&tls),
+            Err(PreflightError::Certificate(_))
+        ));
+        let mtls = RedisError::from((ErrorKind::Io, "received fatal alert: CertificateRequired"));
+        assert!(matches!(
+            classify(&mtls),
+            Err(PreflightError::ClientCertificate(_))
+        ));
+        let unknown = RedisError::from((ErrorKind::MasterNameNotFoundBySentinel, "no master"));
+        assert!(matches!(
+            classify(&unknown),
+            Err(PreflightError::UnknownMaster(_))
+        ));
+        let down = RedisError::from((ErrorKind::Io, "Connection refused"));
+        assert!(classify(&down).is_ok());
+        let busy = RedisError::from((ErrorKind::Server(ServerErrorKind::BusyLoading), "loading"));
+        assert!(classify(&busy).is_ok());
+    }
 }
