@@ -63,8 +63,6 @@ pub struct Config {
     #[command(flatten)]
     pub tls: TlsArgs,
 
-    #[command(flatten)]
-    pub redis_access: RedisAccessArgs,
 
     #[command(flatten)]
     pub limits: Limits,
@@ -141,6 +139,9 @@ pub struct Config {
     /// Connections in the Redis pool.
     #[arg(long, env = "KEYWARD_REDIS_POOL_SIZE", default_value_t = 16)]
     pub redis_pool_size: usize,
+
+    #[command(flatten)]
+    pub redis_access: RedisAccessArgs,
 
     /// After a revoke, rotate or update returns OK, no replica allows what
     /// it forbids after this long, whatever Redis or the bus do: each
