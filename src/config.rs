@@ -63,7 +63,6 @@ pub struct Config {
     #[command(flatten)]
     pub tls: TlsArgs,
 
-
     #[command(flatten)]
     pub limits: Limits,
 

@@ -1,8 +1,9 @@
 //! Redis Cluster: two keyward replicas over a private cluster of three
 //! masters with a replica each. Revocations reach the other replica over
-//! the sharded bus, a rate limit holds across both, and killing a master
-//! under load (its replica is promoted) lets no revoked key through past
-//! the revocation bound.
+//! the sharded bus, a rate limit holds across both, killing a master under
+//! load (its replica is promoted) lets no revoked key through past the
+//! revocation bound, and resharding under traffic is followed without the
+//! breaker opening (one node behind `redis://` is refused at start).
 
 mod common;
 
@@ -197,4 +198,102 @@ async fn killing_a_master_under_load_lets_no_revoked_key_past_the_bound() {
     );
     assert_eq!(denied.load(Ordering::Relaxed), 0, "a live key was denied");
     assert!(after.p99 < BOUND, "{after}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resharding_under_traffic_is_followed_without_the_breaker_opening() {
+    let (Some(db), Some(cluster)) = (TestDb::postgres().await, Cluster::start().await) else {
+        return;
+    };
+    let (ns, url) = (namespace(), cluster.url());
+    // One node behind a plain URL would answer MOVED to most keys: refused.
+    let masters = cluster.masters().await;
+    let one_node = format!("redis://127.0.0.1:{}", masters[0]);
+    let error = keyward::startup::Application::build(config(&db.url, &["--redis-url", &one_node]))
+        .await
+        .err()
+        .expect("a cluster node behind redis:// must be refused");
+    let text = format!("{error:#}");
+    println!("one cluster node behind redis://: {text}");
+    assert!(text.contains("use redis+cluster://"), "{text}");
+    // No L1: every verify asks Redis, so the moving slots are hit.
+    let args = [
+        "--namespace",
+        &ns,
+        "--redis-url",
+        &url,
+        "--l1-capacity",
+        "0",
+        "--redis-timeout",
+        "2s",
+    ];
+    let app = TestApp::spawn_with(config(&db.url, &args), None).await;
+    let mut api = app.api().await;
+    let mut keys = Vec::new();
+    for i in 0..100 {
+        keys.push(issue(&mut api, &format!("reshard-{i}")).await);
+    }
+    let (from, to) = (masters[0], masters[1]);
+    let done = Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let (mut api, done, keys) = (api.clone(), done.clone(), keys.clone());
+        let l2 = app.state.lookup.l2().unwrap().clone();
+        tokio::spawn(async move {
+            let (mut calls, mut down) = (0usize, 0usize);
+            let started = Instant::now();
+            // Bounded: until the reshard is done, at most 100 000 calls or 120 s.
+            while !done.load(Ordering::Relaxed)
+                && calls < 100_000
+                && started.elapsed() < Duration::from_secs(120)
+            {
+                let (key, _) = &keys[calls % keys.len()];
+                assert!(
+                    allowed(&mut api, key).await,
+                    "a live key denied while resharding"
+                );
+                if !l2.is_up() {
+                    down += 1;
+                }
+                calls += 1;
+            }
+            (calls, down)
+        })
+    };
+    let started = Instant::now();
+    cluster.reshard(from, to, 2000).await;
+    let took = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let (calls, down) = traffic.await.unwrap();
+    println!(
+        "resharding 2000 slots ({from} -> {to}) took {:.1} s under {calls} verifies: {down} calls saw Redis down",
+        took.as_secs_f64()
+    );
+    assert_eq!(down, 0, "the breaker opened during a reshard");
+    assert!(calls > 0);
+    // And a rate-limited key (two keys in one script, one slot) still
+    // counts in Redis: a third call within the burst of 2 is refused.
+    let limited = api
+        .issue(pb::IssueRequest {
+            project: "acme".into(),
+            label: format!("rl-{}", ulid::Ulid::new()),
+            rate_limit: Some(pb::RateLimit {
+                limit: 1,
+                period: Some(pbjson_types::Duration {
+                    seconds: 60,
+                    nanos: 0,
+                }),
+                burst: 2,
+            }),
+            ..Default::default()
+        })
+        .await
+        .key;
+    let answers: Vec<bool> = {
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            out.push(api.verify_from(&limited, &[], "").await.allowed);
+        }
+        out
+    };
+    assert_eq!(answers, [true, true, false], "{answers:?}");
 }

@@ -220,6 +220,32 @@ impl Cluster {
         panic!("no master serves slot {slot}");
     }
 
+    /// Moves `slots` slots from the master on `from` to the one on `to`
+    /// (`redis-cli --cluster reshard`: MIGRATE key by key, so clients see
+    /// ASK and then MOVED), returning when it is done.
+    pub async fn reshard(&self, from: u16, to: u16, slots: u32) {
+        let id = |port: u16| async move {
+            query(port, ::redis::cmd("CLUSTER").arg("MYID"))
+                .await
+                .unwrap()
+        };
+        let (from_id, to_id) = (id(from).await, id(to).await);
+        let out = tokio::process::Command::new("redis-cli")
+            .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
+            .args(["--cluster-from", &from_id, "--cluster-to", &to_id])
+            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "reshard failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        self.wait_ok().await;
+    }
+
     /// Kills the node on `port` (SIGKILL).
     pub fn kill(&mut self, port: u16) {
         let node = self.nodes.iter_mut().find(|(p, _)| *p == port).unwrap();
