@@ -11,10 +11,12 @@ use serde::Deserialize;
 
 mod check;
 mod database;
+mod redis_access;
 mod secret;
 mod tls;
 
 pub use database::DatabaseArgs;
+pub use redis_access::RedisAccessArgs;
 use secret::secret_file;
 pub use secret::{Secret, SecretUrl};
 pub use tls::TlsArgs;
@@ -98,8 +100,12 @@ pub struct Config {
     #[arg(long, env = "KEYWARD_MAX_STALENESS", default_value = "2m", value_parser = humantime::parse_duration)]
     pub max_staleness: Duration,
 
-    /// Redis URL (`redis://[:password@]host:port[/db]`). When set, Redis is
-    /// the shared cache (L2) and the invalidation bus of all replicas.
+    /// Redis URL: `redis://[user:pass@]host:port[/db]`, `rediss://` (TLS),
+    /// `redis+sentinel://h:p,h:p/<master>[/db]` (follows Sentinel fail-overs),
+    /// `redis+cluster://h:p,h:p` (seed nodes of a Redis Cluster, Redis 7 for
+    /// its sharded pub/sub); `rediss+sentinel`, `rediss+cluster` for TLS.
+    /// When set, Redis is the shared cache (L2) and the invalidation bus of
+    /// all replicas.
     #[arg(long, env = "KEYWARD_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<SecretUrl>,
 
@@ -135,6 +141,9 @@ pub struct Config {
     /// Connections in the Redis pool.
     #[arg(long, env = "KEYWARD_REDIS_POOL_SIZE", default_value_t = 16)]
     pub redis_pool_size: usize,
+
+    #[command(flatten)]
+    pub redis_access: RedisAccessArgs,
 
     /// After a revoke, rotate or update returns OK, no replica allows what
     /// it forbids after this long, whatever Redis or the bus do: each
@@ -234,6 +243,7 @@ impl Config {
         let url = self.redis_url.as_ref().or(self.redis_url_file.as_ref())?;
         Some(RedisOptions {
             url: url.expose().to_owned(),
+            access: self.redis_access.access(),
             namespace: self.namespace.clone(),
             ttl: self.redis_ttl,
             negative_ttl: self.redis_negative_ttl,

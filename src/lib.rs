@@ -20,6 +20,9 @@
 //! - [`cache`]: the tiered lookup (in-process L1, then the store).
 //! - [`store`]: the `KeyStore` trait and its Postgres and SQLite engines.
 //! - [`key`], [`scope`], [`record`]: the vocabulary.
+// The redis crate's cluster connection types nest deeply enough that
+// proving a gRPC handler's future Send passes the default limit of 128.
+#![recursion_limit = "256"]
 #![forbid(unsafe_code)]
 
 pub mod admin;

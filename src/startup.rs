@@ -125,6 +125,14 @@ impl Application {
         }
         let stopping = CancellationToken::new();
         let lookup = Self::build_lookup(&config, store.clone(), &stopping)?;
+        if let Some(l2) = lookup.l2()
+            && let Err(refused) =
+                crate::cache::redis_preflight::preflight(l2.connector(), config.redis_timeout).await
+        {
+            // The bus's subscriber is running already.
+            stopping.cancel();
+            return Err(refused).context("--redis-url");
+        }
         Self::start_revocation(&config, store.clone(), &lookup, &stopping).await;
         let limiter = Limiter::new(
             lookup
@@ -181,11 +189,12 @@ impl Application {
         let revocation = config.revocation_options();
         let database_url = config.database.url().expose();
         if let Some(redis) = config.redis_options() {
-            let l2 = Arc::new(RedisCache::new(redis.clone()).map_err(anyhow::Error::msg)?);
-            let bus = Arc::new(
-                RedisBus::new(&redis.url, &redis.namespace, redis.timeout)
-                    .map_err(anyhow::Error::msg)?,
-            );
+            let l2 = Arc::new(RedisCache::new(redis.clone()).context("--redis-url")?);
+            let bus = Arc::new(RedisBus::new(
+                l2.connector().clone(),
+                &redis.namespace,
+                redis.timeout,
+            ));
             let lookup = Arc::new(
                 KeyLookup::new(store, &l1, Some(l2), bus.clone()).with_revocation(&revocation),
             );
@@ -242,6 +251,7 @@ impl Application {
         tail.spawn(stopping.clone());
         if let Some(l2) = lookup.l2() {
             l2.retry_tombstones(stopping.clone());
+            l2.connector().watch_master(stopping.clone());
         }
     }
 

@@ -86,7 +86,22 @@ fn bad_flags_and_environment_fail() {
         (
             &[][..],
             &[("KEYWARD_REDIS_URL", "http://:hunter2@cache")][..],
-            "not a valid redis",
+            "the Redis URL's scheme must be",
+        ),
+        (
+            &[][..],
+            &[("KEYWARD_REDIS_URL", "redis+sentinel://:hunter2@a,b")][..],
+            "names the master after the hosts",
+        ),
+        (
+            &["--redis-tls-ca", "/nonexistent/ca.pem"][..],
+            &[("KEYWARD_REDIS_URL", "rediss://:hunter2@cache")][..],
+            "cannot read /nonexistent/ca.pem",
+        ),
+        (
+            &["--redis-tls-cert", "/nonexistent/c.pem"][..],
+            &[][..],
+            "--redis-tls-cert",
         ),
         (&["--console", "maybe"][..], &[][..], "--console"),
         (
@@ -128,6 +143,44 @@ fn urls_come_from_files_without_their_trailing_newline() {
     assert!(!out.status.success());
     assert!(
         said(&out).contains("cannot read /nonexistent/url"),
+        "{}",
+        said(&out)
+    );
+}
+
+#[test]
+fn sentinel_and_cluster_urls_pass_and_say_what_they_name() {
+    for (url, expect) in [
+        (
+            "redis+sentinel://:hunter2@s1:26379,s2/mymaster/1",
+            "redis on (sentinel master mymaster via s1:26379,s2:26379)",
+        ),
+        (
+            "rediss+cluster://u:hunter2@n1:7000,n2:7001",
+            "redis on (cluster via n1:7000,n2:7001)",
+        ),
+    ] {
+        let out = check(&[], &[("KEYWARD_REDIS_URL", url)]);
+        let text = said(&out);
+        assert!(out.status.success(), "{url}: {text}");
+        assert!(text.contains(expect), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+    // TLS files are for TLS URLs only.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let out = check(
+        &["--redis-tls-ca", ca.to_str().unwrap()],
+        &[("KEYWARD_REDIS_URL", "redis://:hunter2@cache")],
+    );
+    assert!(!out.status.success());
+    assert!(
+        said(&out).contains("need a rediss:// URL"),
         "{}",
         said(&out)
     );

@@ -256,6 +256,46 @@ def rule_tls(v, objs):
     return errs
 
 
+def rule_redis_access(v, objs):
+    """With Redis on: the password Secret and the Redis TLS Secret mounted
+    read-only, KEYWARD_REDIS_PASSWORD_FILE / KEYWARD_REDIS_TLS_* pointing
+    into them, no password in the environment; nothing of them otherwise."""
+    errs = []
+    spec = the(objs, "Deployment")["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    env = env_of(c)
+    r = v["redis"]
+    on = bool(r["url"]) if not v["existingSecret"] else r["inExistingSecret"]
+    mounts = {m["name"]: m for m in c.get("volumeMounts") or []}
+    vols = {x["name"]: x for x in spec.get("volumes") or []}
+    want = {}
+    if on and r["passwordSecret"]["name"]:
+        want["redis-auth"] = (r["passwordSecret"]["name"], {"KEYWARD_REDIS_PASSWORD_FILE": r["passwordSecret"]["key"]})
+    if on and r["tls"]["secretName"]:
+        files = {"KEYWARD_REDIS_TLS_CA": "ca.crt"}
+        if r["tls"]["clientCert"]:
+            files |= {"KEYWARD_REDIS_TLS_CERT": "tls.crt", "KEYWARD_REDIS_TLS_KEY": "tls.key"}
+        want["redis-tls"] = (r["tls"]["secretName"], files)
+    for name, (secret, files) in want.items():
+        if (vols.get(name, {}).get("secret") or {}).get("secretName") != secret:
+            errs.append(f"no volume {name} from Secret {secret}")
+        m = mounts.get(name)
+        if not m or not m.get("readOnly"):
+            errs.append(f"{name} is not mounted read-only")
+            continue
+        for var, file in files.items():
+            if (env.get(var) or {}).get("value") != f"{m['mountPath']}/{file}":
+                errs.append(f"{var} does not point at {file} in the {name} mount")
+    for var in ("KEYWARD_REDIS_PASSWORD_FILE", "KEYWARD_REDIS_TLS_CA", "KEYWARD_REDIS_TLS_CERT", "KEYWARD_REDIS_TLS_KEY"):
+        if var in env and not any(var in files for _, files in want.values()):
+            errs.append(f"{var} set though its Secret is not in use")
+    if ("KEYWARD_REDIS_USERNAME" in env) != bool(on and r["username"]):
+        errs.append("KEYWARD_REDIS_USERNAME must be set exactly when Redis is on and redis.username is")
+    if "KEYWARD_REDIS_PASSWORD" in env:
+        errs.append("a Redis password in the environment")
+    return errs
+
+
 def rule_leak_reports(v, objs):
     """The leak-report keys file mounted read-only from the Secret or
     ConfigMap named, KEYWARD_LEAK_REPORT_KEYS pointing at it; nothing of it
@@ -450,7 +490,7 @@ def rule_like_helm_template(v, objs):
 
 
 RULES = [rule_numbers, rule_selectors, rule_pod_security, rule_probes, rule_checksum, rule_optional_objects,
-         rule_deployment_runtime, rule_migration_hook, rule_service, rule_tls, rule_leak_reports,
+         rule_deployment_runtime, rule_migration_hook, rule_service, rule_tls, rule_redis_access, rule_leak_reports,
          rule_networkpolicy, rule_every_pod_has_a_networkpolicy, rule_like_helm_template]
 
 

@@ -30,6 +30,8 @@ BAD_VALUES = {
     "unknown-postgres-sslmode": {"database": {"tls": {"mode": "verify"}}},
     "read-url-not-postgres": {"database": {"readUrl": "sqlite:replica.db"}},
     "postgres-client-cert-without-secret": {"database": {"tls": {"clientCert": True}}},
+    "redis-client-cert-without-secret": {"redis": {"url": "rediss://r:6379", "tls": {"clientCert": True}}},
+    "unknown-redis-scheme": {"redis": {"url": "memcached://r:11211"}},
     "zero-max-connections": {"limits": {"maxConnections": 0}},
     "bad-revocation-bound": {"revocation": {"bound": "soon"}},
     "console-enabled-not-bool": {"console": {"enabled": "yes"}},

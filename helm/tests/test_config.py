@@ -31,6 +31,24 @@ def keyward_binary():
     return path
 
 
+_PEM = {}
+
+
+def redis_pem():
+    """A real self-signed certificate and its key (openssl), for the Redis
+    TLS files keyward parses at start."""
+    if not _PEM:
+        with tempfile.TemporaryDirectory() as d:
+            cert, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=redis"],
+                           check=True, capture_output=True)
+            with open(cert) as c, open(key) as k:
+                pem, private = c.read(), k.read()
+            _PEM.update({"ca.crt": pem, "tls.crt": pem, "tls.key": private})
+    return _PEM
+
+
 def lay_out_mounts(root, objs, values):
     """Writes, under root, the files the chart mounts under /etc/keyward:
     the config file, the Secret's URLs (the team's existingSecret gets
@@ -56,6 +74,10 @@ def lay_out_mounts(root, objs, values):
     for name in ("tls.crt", "tls.key", "ca.crt"):
         write(f"tls/{name}", "not checked by config check\n")
         write(f"postgres-tls/{name}", "only its presence is checked\n")
+        # keyward parses these at start (the Redis client's TLS settings).
+        write(f"redis-tls/{name}", redis_pem()[name])
+    if values["redis"]["passwordSecret"]["name"]:
+        write(f"redis-auth/{values['redis']['passwordSecret']['key']}", "example\n")
     if values["existingSecret"] and values["database"]["readUrlInExistingSecret"]:
         write("secrets/database-read-url", "postgres://keyward:example@postgres-ro:5432/keyward\n")
     # A real P-256 public key: config check parses the keys file.

@@ -10,17 +10,17 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use super::KeyLookup;
 pub use super::invalidation::{Invalidation, LocalBus, Publisher};
+pub use super::redis_bus::RedisBus;
 
-const RETRY: Duration = Duration::from_millis(200);
-const MAX_RETRY: Duration = Duration::from_secs(2);
+pub(super) const RETRY: Duration = Duration::from_millis(200);
+pub(super) const MAX_RETRY: Duration = Duration::from_secs(2);
 
-fn published(kind: &'static str, result: Result<(), String>) {
+pub(super) fn published(kind: &'static str, result: Result<(), String>) {
     if let Err(error) = result {
         metrics::counter!("keyward_bus_publish_errors_total", "bus" => kind).increment(1);
         tracing::warn!(bus = kind, %error, "invalidation not published; other replicas learn it from the outbox");
@@ -28,7 +28,7 @@ fn published(kind: &'static str, result: Result<(), String>) {
 }
 
 /// Applies a received invalidation and records how late it came.
-async fn receive(lookup: &KeyLookup, kind: &'static str, payload: &str) {
+pub(super) async fn receive(lookup: &KeyLookup, kind: &'static str, payload: &str) {
     let Some(invalidation) = Invalidation::decode(payload) else {
         tracing::warn!(bus = kind, "unreadable invalidation ignored");
         return;
@@ -36,111 +36,6 @@ async fn receive(lookup: &KeyLookup, kind: &'static str, payload: &str) {
     lookup.apply(&invalidation).await;
     let lag = (chrono::Utc::now().timestamp_micros() - invalidation.at).max(0);
     metrics::histogram!("keyward_revocation_lag_seconds", "bus" => kind).record(lag as f64 / 1e6);
-}
-
-pub struct RedisBus {
-    client: redis::Client,
-    publisher: deadpool_redis::Pool,
-    channel: String,
-    timeout: Duration,
-}
-
-impl RedisBus {
-    pub fn new(url: &str, namespace: &str, timeout: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|_| "invalid Redis URL".to_owned())?;
-        let mut config = deadpool_redis::Config::from_url(url);
-        let mut pool = deadpool_redis::PoolConfig::new(4);
-        pool.timeouts = deadpool_redis::Timeouts {
-            wait: Some(timeout),
-            create: Some(timeout),
-            recycle: Some(timeout),
-        };
-        config.pool = Some(pool);
-        let publisher = config
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .map_err(|_| "invalid Redis URL".to_owned())?;
-        Ok(Self {
-            client,
-            publisher,
-            channel: format!("{namespace}:invalidations"),
-            timeout,
-        })
-    }
-
-    /// Subscribes, clears L1 once subscribed, and evicts on every message;
-    /// reconnects with backoff until `stop`.
-    pub fn subscribe(self: &Arc<Self>, lookup: Arc<KeyLookup>, stop: CancellationToken) {
-        let bus = self.clone();
-        tokio::spawn(async move {
-            let mut retry = RETRY;
-            loop {
-                let connected =
-                    tokio::time::timeout(bus.timeout.max(Duration::from_secs(1)), async {
-                        let mut pubsub = bus.client.get_async_pubsub().await?;
-                        pubsub.subscribe(&bus.channel).await?;
-                        Ok::<_, redis::RedisError>(pubsub)
-                    })
-                    .await;
-                match connected {
-                    Ok(Ok(pubsub)) => {
-                        // Whatever was published while we were away is lost.
-                        lookup.clear_local();
-                        retry = RETRY;
-                        tracing::info!(bus = "redis", "subscribed to invalidations");
-                        let mut messages = pubsub.into_on_message();
-                        loop {
-                            tokio::select! {
-                                () = stop.cancelled() => return,
-                                message = messages.next() => match message {
-                                    Some(message) => {
-                                        if let Ok(payload) = message.get_payload::<String>() {
-                                            receive(&lookup, "redis", &payload).await;
-                                        }
-                                    }
-                                    None => break,
-                                },
-                            }
-                        }
-                        tracing::warn!(
-                            bus = "redis",
-                            "invalidation subscription lost; reconnecting"
-                        );
-                    }
-                    Ok(Err(error)) => {
-                        tracing::debug!(bus = "redis", %error, "cannot subscribe yet")
-                    }
-                    Err(_) => tracing::debug!(bus = "redis", "subscribing timed out"),
-                }
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(retry) => {}
-                }
-                retry = (retry * 2).min(MAX_RETRY);
-            }
-        });
-    }
-}
-
-#[async_trait]
-impl Publisher for RedisBus {
-    async fn publish(&self, invalidation: Invalidation) {
-        let result = tokio::time::timeout(self.timeout, async {
-            let mut conn = self.publisher.get().await.map_err(|e| e.to_string())?;
-            redis::cmd("PUBLISH")
-                .arg(&self.channel)
-                .arg(invalidation.encode())
-                .query_async::<i64>(&mut conn)
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|_| Err("timed out".to_owned()));
-        published("redis", result.map(|_| ()));
-    }
-
-    fn kind(&self) -> &'static str {
-        "redis"
-    }
 }
 
 pub struct PostgresBus {

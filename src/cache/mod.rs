@@ -19,6 +19,12 @@ pub mod known;
 pub mod local;
 pub mod outbox;
 pub mod redis;
+mod redis_bus;
+pub mod redis_connect;
+pub mod redis_preflight;
+pub mod redis_target;
+mod sentinel_watch;
+mod sharded_bus;
 pub mod tombstones;
 
 use std::{
@@ -42,6 +48,7 @@ pub use self::{
     local::{Entry, LocalCache, LocalOptions},
     outbox::{OutboxTail, RevocationOptions},
     redis::{RedisCache, RedisOptions},
+    redis_connect::RedisAccess,
 };
 
 /// Which tier answered a lookup (the `keyward.cache` span attribute).

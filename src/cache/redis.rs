@@ -14,13 +14,16 @@
 
 use std::{sync::Arc, time::Duration};
 
-use deadpool_redis::{Config as PoolConfig, Pool, Runtime, Timeouts};
-use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{breaker::Breaker, local::Entry, tombstones::Pending};
+use super::{
+    breaker::Breaker,
+    local::Entry,
+    redis_connect::{ConnectError, Connector, Pool, RedisAccess, RedisConn, pool},
+    tombstones::Pending,
+};
 use crate::{
     key::{Digest, KeyId},
     limit::{Limits, Quota, RateLimit},
@@ -29,7 +32,9 @@ use crate::{
 
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
+    /// See `redis_target.rs` for the schemes.
     pub url: String,
+    pub access: RedisAccess,
     /// Prefix of every key and channel, so deployments can share a Redis.
     pub namespace: String,
     /// How long an entry for a known key is answered without the store.
@@ -59,17 +64,20 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1";
 
 pub struct RedisCache {
+    connector: Arc<Connector>,
     pool: Pool,
     /// One multiplexed connection shared by every call, so concurrent calls
     /// are pipelined on it instead of each taking a pooled connection for a
     /// whole round trip (that per-call checkout held L2 hits to a fifth of
     /// the baseline). Taken from the pool; dropped after any failure, so
     /// the next call starts on a fresh one.
-    shared: std::sync::Mutex<Option<MultiplexedConnection>>,
+    shared: std::sync::Mutex<Option<RedisConn>>,
     options: RedisOptions,
     breaker: Arc<Breaker>,
     fill: redis::Script,
     pending: Pending,
+    /// Whether a MOVED/ASK reply was logged already.
+    redirected: std::sync::atomic::AtomicBool,
 }
 
 /// The stored form: versioned through the key prefix (`…:k1:`).
@@ -96,26 +104,28 @@ struct StoredRecord {
 }
 
 impl RedisCache {
-    pub fn new(options: RedisOptions) -> Result<Self, String> {
-        let mut config = PoolConfig::from_url(options.url.clone());
-        let mut pool = deadpool_redis::PoolConfig::new(options.pool_size);
-        pool.timeouts = Timeouts {
-            wait: Some(options.timeout),
-            create: Some(options.timeout),
-            recycle: Some(options.timeout),
-        };
-        config.pool = Some(pool);
-        let pool = config
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(|_| "invalid Redis URL".to_owned())?;
+    pub fn new(options: RedisOptions) -> Result<Self, ConnectError> {
+        let connector = Arc::new(Connector::new(
+            &options.url,
+            options.access.clone(),
+            options.timeout,
+        )?);
+        let pool = pool(connector.clone(), options.pool_size, options.timeout);
         Ok(Self {
+            connector,
             pool,
             shared: std::sync::Mutex::new(None),
             options,
             breaker: Breaker::new("redis"),
             fill: redis::Script::new(FILL_SCRIPT),
             pending: Pending::new(PENDING_TOMBSTONES),
+            redirected: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// How this cache reaches Redis; the bus connects the same way.
+    pub fn connector(&self) -> &Arc<Connector> {
+        &self.connector
     }
 
     fn key(&self, digest: &Digest) -> String {
@@ -266,19 +276,29 @@ impl RedisCache {
     pub(crate) async fn call<T>(
         &self,
         op: &'static str,
-        command: impl AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
+        command: impl AsyncFnOnce(&mut RedisConn) -> redis::RedisResult<T>,
     ) -> Option<T> {
         let started = std::time::Instant::now();
         let outcome = tokio::time::timeout(self.options.timeout, async {
-            let mut conn = self.connection().await?;
-            command(&mut conn).await.map_err(|e| e.to_string())
+            let mut conn = self.connection().await.map_err(Failure::Other)?;
+            command(&mut conn).await.map_err(|e| {
+                if is_redirect(&e) {
+                    Failure::Redirect
+                } else {
+                    Failure::Other(e.to_string())
+                }
+            })
         })
         .await;
         metrics::histogram!("keyward_redis_command_duration_seconds", "op" => op)
             .record(started.elapsed().as_secs_f64());
         let error = match outcome {
             Ok(Ok(value)) => return Some(value),
-            Ok(Err(e)) => e,
+            Ok(Err(Failure::Redirect)) => {
+                self.redirected_once();
+                return None;
+            }
+            Ok(Err(Failure::Other(e))) => e,
             Err(_) => format!("timed out after {:?}", self.options.timeout),
         };
         // A hung or broken connection must not serve the next call.
@@ -292,10 +312,12 @@ impl RedisCache {
         self.breaker.trip(&error, move || {
             let pool = pool.clone();
             async move {
+                // The pool's recycle check (PING; ROLE behind Sentinel)
+                // runs on the way out, so a handle is a server that serves.
                 let ping = async {
                     let mut conn = pool.get().await.ok()?;
                     redis::cmd("PING")
-                        .query_async::<String>(&mut conn)
+                        .query_async::<String>(&mut *conn)
                         .await
                         .ok()
                 };
@@ -304,23 +326,60 @@ impl RedisCache {
         });
         None
     }
+
+    /// A MOVED or ASK reached keyward: a `redis://` URL names one node of
+    /// a cluster (the cluster client follows redirects itself). Redis is
+    /// not down, so the breaker stays closed (tripping it here made
+    /// keyward flap down/up several times a second); the call is a miss.
+    fn redirected_once(&self) {
+        metrics::counter!("keyward_redis_redirects_total").increment(1);
+        if !self
+            .redirected
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::error!(
+                "Redis answered MOVED/ASK: the URL names one node of a Redis Cluster; \
+                 use redis+cluster://host:port,host:port (L2 misses until then)"
+            );
+        }
+    }
+}
+
+enum Failure {
+    Redirect,
+    Other(String),
+}
+
+fn is_redirect(error: &redis::RedisError) -> bool {
+    matches!(
+        error.kind(),
+        redis::ErrorKind::Server(redis::ServerErrorKind::Moved | redis::ServerErrorKind::Ask)
+    )
 }
 
 impl RedisCache {
     /// The shared connection, opened from the pool when there is none.
-    async fn connection(&self) -> Result<MultiplexedConnection, String> {
+    async fn connection(&self) -> Result<RedisConn, String> {
         let current = self
             .shared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         if let Some(conn) = current {
-            return Ok(conn);
+            if !self.connector.is_retired(&conn) {
+                return Ok(conn);
+            }
+            // Sentinel names another master: move there (the pool's recycle
+            // check retires the pooled handles the same way).
+            self.shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
         }
         let pooled = self.pool.get().await.map_err(|e| e.to_string())?;
         // The clone keeps the connection open after the pooled handle goes
         // back; the pool keeps recycling (PING) its own handles.
-        let conn = MultiplexedConnection::clone(&pooled);
+        let conn = RedisConn::clone(&pooled);
         let mut slot = self
             .shared
             .lock()

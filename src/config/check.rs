@@ -45,13 +45,16 @@ impl Config {
         }
         let redis = match self.redis_options() {
             Some(options) => {
-                // Parsing opens no connection; its error could quote the URL.
-                redis::Client::open(options.url.as_str()).map_err(|_| {
-                    anyhow::anyhow!("the Redis URL is not a valid redis:// or rediss:// URL")
-                })?;
-                "on"
+                // Builds the clients, connects nothing; errors quote no URL.
+                let connector = crate::cache::redis_connect::Connector::new(
+                    &options.url,
+                    options.access,
+                    options.timeout,
+                )
+                .context("--redis-url")?;
+                format!("on ({})", connector.target().describe())
             }
-            None => "off",
+            None => "off".to_owned(),
         };
         let leaks = match &self.leak_report_keys {
             Some(path) => format!(

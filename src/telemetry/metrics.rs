@@ -14,6 +14,8 @@
 //! | `keyward_store_errors_total` | | hot-path database reads that failed |
 //! | `keyward_redis_command_duration_seconds` | op | Redis calls: get, fill, tombstone, forget, rate_limit |
 //! | `keyward_redis_errors_total` | | Redis calls that failed or timed out |
+//! | `keyward_redis_redirects_total` | | MOVED/ASK replies: a `redis://` URL names a cluster node |
+//! | `keyward_redis_master_switches_total` | | times Sentinel named another master |
 //! | `keyward_revocation_lag_seconds` | bus | write → eviction on this replica |
 //! | `keyward_stale_answers_total` | tier | answers served while the store was down |
 //! | `keyward_dependency_trips_total` | dependency | breaker openings (redis, store) |
@@ -106,6 +108,14 @@ fn describe() {
     describe_counter!(
         "keyward_redis_errors_total",
         "Redis calls that failed or timed out (Redis is skipped until it answers)."
+    );
+    describe_counter!(
+        "keyward_redis_redirects_total",
+        "Redis replies MOVED or ASK: the Redis URL names one node of a cluster (use redis+cluster://)."
+    );
+    describe_counter!(
+        "keyward_redis_master_switches_total",
+        "Times the sentinels named another Redis master (redis+sentinel:// URLs)."
     );
     describe_histogram!(
         "keyward_revocation_lag_seconds",

@@ -18,6 +18,10 @@ pub mod process;
 pub mod proxy;
 pub mod python;
 pub mod redis;
+pub mod redis_cluster;
+pub mod redis_sentinel;
+pub mod redis_tls;
+pub mod revocation;
 
 use std::{sync::Arc, time::Duration};
 

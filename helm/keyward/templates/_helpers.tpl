@@ -118,6 +118,9 @@ clean while an install without a database fails at once with this message.
 {{- if and .Values.tls.clientCA.enabled (not .Values.tls.enabled) }}
 {{- fail "\n\ntls.clientCA.enabled needs tls.enabled." }}
 {{- end }}
+{{- if and .Values.redis.tls.clientCert (not .Values.redis.tls.secretName) }}
+{{- fail "\n\nredis.tls.clientCert needs redis.tls.secretName: a Secret with ca.crt, tls.crt and tls.key." }}
+{{- end }}
 {{- if and .Values.database.tls.clientCert (not .Values.database.tls.secretName) }}
 {{- fail "\n\ndatabase.tls.clientCert needs database.tls.secretName: a Secret with ca.crt, tls.crt and tls.key." }}
 {{- end }}
@@ -179,6 +182,63 @@ grpc:
   secret:
     secretName: {{ .secretName }}
     defaultMode: 0440
+{{- end }}
+{{- end }}
+{{- end }}
+{{/* Where the Redis TLS Secret (redis.tls.secretName) and password Secret are mounted. */}}
+{{- define "keyward.redisTlsDir" -}}/etc/keyward/redis-tls{{- end }}
+{{- define "keyward.redisAuthDir" -}}/etc/keyward/redis-auth{{- end }}
+{{/* Redis ACL user, password file and TLS files (keyward only; the migration needs no Redis). */}}
+{{- define "keyward.redisAccessEnv" -}}
+{{- with .Values.redis }}
+{{- if .username }}
+- name: KEYWARD_REDIS_USERNAME
+  value: {{ .username | quote }}
+{{- end }}
+{{- if .passwordSecret.name }}
+- name: KEYWARD_REDIS_PASSWORD_FILE
+  value: "{{ include "keyward.redisAuthDir" $ }}/{{ .passwordSecret.key }}"
+{{- end }}
+{{- if .tls.secretName }}
+- name: KEYWARD_REDIS_TLS_CA
+  value: "{{ include "keyward.redisTlsDir" $ }}/ca.crt"
+{{- if .tls.clientCert }}
+- name: KEYWARD_REDIS_TLS_CERT
+  value: "{{ include "keyward.redisTlsDir" $ }}/tls.crt"
+- name: KEYWARD_REDIS_TLS_KEY
+  value: "{{ include "keyward.redisTlsDir" $ }}/tls.key"
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- define "keyward.redisAccessMounts" -}}
+{{- if .Values.redis.tls.secretName }}
+- name: redis-tls
+  mountPath: {{ include "keyward.redisTlsDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.redis.passwordSecret.name }}
+- name: redis-auth
+  mountPath: {{ include "keyward.redisAuthDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- define "keyward.redisAccessVolumes" -}}
+{{- with .Values.redis }}
+{{- if .tls.secretName }}
+- name: redis-tls
+  secret:
+    secretName: {{ .tls.secretName }}
+    defaultMode: 0440
+{{- end }}
+{{- if .passwordSecret.name }}
+- name: redis-auth
+  secret:
+    secretName: {{ .passwordSecret.name }}
+    defaultMode: 0440
+    items:
+      - key: {{ .passwordSecret.key }}
+        path: {{ .passwordSecret.key }}
 {{- end }}
 {{- end }}
 {{- end }}
