@@ -1,27 +1,45 @@
 //! Calls in flight on one connection, so that the connection can tell when
 //! it has been idle (no call at all) for the idle timeout.
+//!
+//! The end of a call only records when it happened: the connection looks
+//! at that when its idle timer fires, instead of being woken (and
+//! re-arming a timer) after every call. A wake-up per call cost a
+//! cross-thread unpark per request on a busy keep-alive connection.
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
 };
 
-use tokio::sync::Notify;
+use tokio::time::{Duration, Instant};
 
-#[derive(Default)]
 pub struct Activity {
     in_flight: AtomicUsize,
     /// Whether any call began: then the client finished its HTTP/2
     /// handshake, and hyper can close the connection by itself.
     served: AtomicBool,
-    /// Signalled when the last call in flight ends.
-    went_idle: Notify,
+    /// When the connection opened: `last_end` counts from here.
+    opened: Instant,
+    /// Nanoseconds after `opened` at which the latest call ended (0: none
+    /// has).
+    last_end: AtomicU64,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
+            opened: Instant::now(),
+            last_end: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Activity {
     /// Marks a call as started until the returned guard is dropped.
     pub fn begin(self: &Arc<Self>) -> Busy {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.served.store(true, Ordering::Relaxed);
         Busy(self.clone())
     }
@@ -31,13 +49,20 @@ impl Activity {
     }
 
     pub fn is_idle(&self) -> bool {
-        self.in_flight.load(Ordering::Relaxed) == 0
+        self.in_flight.load(Ordering::Acquire) == 0
     }
 
-    /// Completes once the connection is idle again after a call (at once
-    /// if that happened since the last wait: `Notify` keeps one permit).
-    pub async fn went_idle(&self) {
-        self.went_idle.notified().await;
+    /// When the connection will have been idle for `timeout`: `None` while
+    /// a call is in flight. Idle time counts from the end of the latest call,
+    /// or from the opening if none was made.
+    pub fn idle_until(&self, timeout: Duration) -> Option<Instant> {
+        if !self.is_idle() {
+            return None;
+        }
+        // `last_end` is stored before the count drops, so a count of zero
+        // seen above comes with the end of the call that made it zero.
+        let since = Duration::from_nanos(self.last_end.load(Ordering::Acquire));
+        Some(self.opened + since + timeout)
     }
 }
 
@@ -46,31 +71,39 @@ pub struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.0.went_idle.notify_one();
-        }
+        let activity = &self.0;
+        let ended = u64::try_from(activity.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        activity.last_end.fetch_max(ended, Ordering::AcqRel);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
-    #[tokio::test]
-    async fn idle_only_when_the_last_call_ends() {
+    #[tokio::test(start_paused = true)]
+    async fn idle_counts_from_the_end_of_the_last_call() {
         let activity = Arc::new(Activity::default());
+        let timeout = Duration::from_secs(10);
         assert!(activity.is_idle() && !activity.has_served());
+        assert_eq!(
+            activity.idle_until(timeout),
+            Some(activity.opened + timeout)
+        );
         let a = activity.begin();
         assert!(activity.has_served());
         let b = activity.begin();
+        tokio::time::advance(Duration::from_secs(3)).await;
         drop(a);
         assert!(!activity.is_idle());
+        assert_eq!(activity.idle_until(timeout), None, "a call is in flight");
+        tokio::time::advance(Duration::from_secs(2)).await;
         drop(b);
         assert!(activity.is_idle());
-        tokio::time::timeout(Duration::from_secs(1), activity.went_idle())
-            .await
-            .expect("the end of the last call is signalled");
+        assert_eq!(
+            activity.idle_until(timeout),
+            Some(activity.opened + Duration::from_secs(5) + timeout)
+        );
     }
 }

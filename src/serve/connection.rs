@@ -106,17 +106,23 @@ pub async fn serve<IO>(
                 connection.as_mut().graceful_shutdown();
                 idle_at = Instant::now() + CLOSE_GRACE;
             }
-            () = activity.went_idle() => {
-                idle_at = Instant::now() + if closing { CLOSE_GRACE } else { shared.idle_timeout };
-            }
             // hyper defers a GOAWAY until the client has finished its HTTP/2
             // handshake, so one that never sends it (or never sends a
             // byte) is dropped here, a grace after it was told to go.
             () = tokio::time::sleep_until(idle_at), if !(closing && activity.has_served()) => {
-                if !activity.is_idle() {
-                    // Busy: look again once its last call has ended.
-                    idle_at = Instant::now() + shared.idle_timeout;
-                } else if closing {
+                let now = Instant::now();
+                match activity.idle_until(shared.idle_timeout) {
+                    // Busy: look again an idle timeout from now.
+                    None => idle_at = now + shared.idle_timeout,
+                    // A call ended since the timer was set: idle counts
+                    // from then.
+                    Some(due) if due > now && !closing => idle_at = due,
+                    Some(_) => {}
+                }
+                if idle_at > now {
+                    continue;
+                }
+                if closing {
                     return;
                 } else {
                     metrics::counter!("keyward_connections_idle_closed_total").increment(1);
