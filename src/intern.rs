@@ -46,13 +46,10 @@ impl<T: ?Sized + Eq + Hash> Interner<T> {
     }
 }
 
-fn with<T: ?Sized, R>(
+fn with<T: ?Sized + Eq + Hash, R>(
     table: &'static OnceLock<Mutex<Interner<T>>>,
     f: impl FnOnce(&mut Interner<T>) -> R,
-) -> R
-where
-    T: Eq + Hash,
-{
+) -> R {
     let table = table.get_or_init(|| Mutex::new(Interner::new()));
     // Every mutation leaves the set consistent, so a poisoned lock is usable.
     f(&mut table.lock().unwrap_or_else(|e| e.into_inner()))

@@ -192,10 +192,6 @@ impl<K: Hash + Eq + Copy, V: Clone> Clock<K, V> {
             .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).slots.len())
             .sum()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl<K, V> Shard<K, V> {
@@ -240,7 +236,7 @@ mod tests {
         c.remove(&1);
         assert_eq!((c.get(&1), c.get(&2), c.len()), (None, Some("b"), 1));
         c.clear();
-        assert!(c.get(&2).is_none() && c.is_empty());
+        assert!(c.get(&2).is_none() && c.len() == 0);
     }
 
     #[test]
