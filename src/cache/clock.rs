@@ -91,8 +91,10 @@ impl<K: Hash + Eq + Copy, V: Clone> Clock<K, V> {
 
     fn locate(&self, key: &K) -> (u64, &RwLock<Shard<K, V>>) {
         let hash = self.hasher.hash_one(key);
-        // The table uses the low bits; the shard takes the high ones.
-        let shard = (hash >> 58) as usize & (self.shards.len() - 1);
+        // hashbrown takes the bucket from the low bits and its tag from the
+        // top 7: the shard takes bits from neither, or every key of a shard
+        // would share one tag and lookups would compare keys on every probe.
+        let shard = (hash >> 32) as usize & (self.shards.len() - 1);
         (hash, &self.shards[shard])
     }
 
