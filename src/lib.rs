@@ -34,6 +34,7 @@ pub mod decision;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod intern;
 pub mod key;
 pub mod limit;
 pub mod listen;

@@ -12,8 +12,10 @@ use crate::{key::KeyId, limit::Limits};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
     pub id: KeyId,
+    /// Interned (`intern::project`).
     pub project: Arc<str>,
-    pub scopes: Box<[Box<str>]>,
+    /// Interned (`intern::scopes`): keys of a project mostly share a list.
+    pub scopes: Arc<[Box<str>]>,
     pub expires_at: Option<DateTime<Utc>>,
     /// Set by Revoke (now) and Rotate (now + grace): a future time means the
     /// key still works until then.

@@ -156,7 +156,7 @@ def write_report(run: Run, wall: float, previous: Optional[dict]) -> str:
                 f"server): {a['total_bytes_per_key']:.0f} bytes per key, of which "
                 f"{a['record_bytes_per_key']:.0f} are the record (`Arc<KeyRecord>` and its id, "
                 f"project and scope strings, each its own allocation) and "
-                f"{a['cache_bytes_per_key']:.0f} the moka cache around it. A server filled the same "
+                f"{a['cache_bytes_per_key']:.0f} the L1's CLOCK cache around it. A server filled the same "
                 "way with L1 off keeps nothing, so the gap between this and the server's figure is "
                 "how the allocator places the cache's entries among the fill's short-lived buffers "
                 "(see the analysis below).",

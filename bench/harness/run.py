@@ -315,7 +315,7 @@ class Run:
             time.sleep(1.0)
             before = rss_kib(server.pid)
             primed = self.prime(server, warm, count - warm)
-            time.sleep(2.0)  # let moka apply its pending writes
+            time.sleep(2.0)  # let the fill's last requests settle
             after = rss_kib(server.pid)
             alone = self.loadgen("l1-footprint", "--keys", str(count), timeout=300)
             self.memory.update(

@@ -1,22 +1,19 @@
 //! L1: the in-process cache of digest → record, negative entries included.
 //!
-//! Bounded (moka evicts the least useful entries past capacity). A known key
-//! is *fresh* for the L1 TTL, which bounds how long a lost invalidation can
-//! matter; it is *kept* up to the max staleness so that it can still answer
-//! while the tiers below are down. Unknown digests are cached too, for their
-//! own shorter TTL, so a flood of random keys is answered here.
+//! Bounded (a CLOCK cache, `clock.rs`, evicts entries not read lately past
+//! capacity). A known key is *fresh* for the L1 TTL, which bounds how long a
+//! lost invalidation can matter; it is *kept* up to the max staleness so
+//! that it can still answer while the tiers below are down. Unknown digests
+//! are cached too, for their own shorter TTL, so a flood of random keys is
+//! answered here.
 
 use std::{
-    sync::Arc,
-    time::{Duration, Instant},
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
 };
 
-use moka::{
-    Expiry,
-    future::Cache,
-    ops::compute::{CompResult, Op},
-};
-
+use super::clock::Clock;
 use crate::{key::Digest, record::KeyRecord};
 
 /// A cached answer, with the times that decide whether it may be used.
@@ -54,61 +51,37 @@ impl Default for LocalOptions {
     }
 }
 
-/// Digests are SHA-256 outputs, so a fast seeded hash is enough; moka's
-/// default SipHash showed in profiles of the hot path.
-type Hasher = foldhash::fast::RandomState;
+/// Refreshes in progress, one async lock per digest being refreshed, striped
+/// so that misses of unrelated digests rarely meet on one mutex.
+const FLIGHT_STRIPES: usize = 64;
+type Flights = Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>;
 
 #[derive(Clone)]
 pub struct LocalCache {
-    entries: Cache<Digest, Entry, Hasher>,
+    inner: Arc<Inner>,
 }
 
-struct Retention {
+struct Inner {
+    entries: Clock<Digest, Entry>,
+    flights: Box<[Flights]>,
     known: Duration,
     unknown: Duration,
 }
 
-impl Retention {
-    fn of(&self, entry: &Entry) -> Option<Duration> {
-        Some(if entry.record.is_some() {
-            self.known
-        } else {
-            self.unknown
-        })
-    }
-}
-
-impl Expiry<Digest, Entry> for Retention {
-    fn expire_after_create(&self, _: &Digest, entry: &Entry, _: Instant) -> Option<Duration> {
-        self.of(entry)
-    }
-
-    /// A refreshed entry is kept for its full retention again.
-    fn expire_after_update(
-        &self,
-        _: &Digest,
-        entry: &Entry,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        self.of(entry)
-    }
-}
-
 impl LocalCache {
     pub fn new(options: &LocalOptions) -> Self {
-        let entries = Cache::builder()
-            .max_capacity(options.capacity)
-            .expire_after(Retention {
+        Self {
+            inner: Arc::new(Inner {
+                entries: Clock::new(usize::try_from(options.capacity).unwrap_or(usize::MAX)),
+                flights: (0..FLIGHT_STRIPES).map(|_| Flights::default()).collect(),
                 known: options.keep.max(options.ttl),
                 unknown: options.negative_ttl,
-            })
-            .build_with_hasher(Hasher::default());
-        Self { entries }
+            }),
+        }
     }
 
-    pub async fn get(&self, digest: &Digest) -> Option<Entry> {
-        self.entries.get(digest).await
+    pub fn get(&self, digest: &Digest) -> Option<Entry> {
+        self.inner.entries.get(digest)
     }
 
     /// Runs `refresh` with the current entry, one caller per digest at a
@@ -126,41 +99,85 @@ impl LocalCache {
         Fut: Future<Output = Result<Option<Entry>, E>>,
         E: Send + Sync + 'static,
     {
-        let result = self
-            .entries
-            .entry(digest)
-            .and_try_compute_with(|current| {
-                let current = current.map(|e| e.into_value());
-                let pending = refresh(current);
-                async move {
-                    match pending.await {
-                        Ok(Some(entry)) => Ok(Op::Put(entry)),
-                        Ok(None) => Ok(Op::Nop),
-                        Err(e) => Err(Arc::new(e)),
-                    }
-                }
-            })
-            .await;
-        match result {
-            Ok(CompResult::StillNone(_)) | Ok(CompResult::Removed(_)) => Ok(None),
-            Ok(r) => Ok(r.into_entry().map(|e| e.into_value())),
-            Err(e) => Err(e),
+        let flights = &self.inner.flights[usize::from(digest.as_bytes()[0]) % FLIGHT_STRIPES];
+        let flight = Flight::join(flights, digest);
+        let _turn = flight.lock.lock().await;
+        let current = self.get(&digest);
+        match refresh(current.clone()).await {
+            Ok(Some(entry)) => {
+                self.inner
+                    .entries
+                    .insert(digest, entry.clone(), self.retention(&entry));
+                Ok(Some(entry))
+            }
+            Ok(None) => Ok(current),
+            Err(e) => Err(Arc::new(e)),
         }
     }
 
-    pub async fn evict(&self, digest: &Digest) {
-        self.entries.invalidate(digest).await;
+    fn retention(&self, entry: &Entry) -> Duration {
+        if entry.record.is_some() {
+            self.inner.known
+        } else {
+            self.inner.unknown
+        }
+    }
+
+    pub fn evict(&self, digest: &Digest) {
+        self.inner.entries.remove(digest);
     }
 
     /// Drops everything, e.g. after the invalidation bus reconnects and
     /// messages may have been lost.
     pub fn clear(&self) {
-        self.entries.invalidate_all();
+        self.inner.entries.clear();
     }
 
     pub fn entry_count(&self) -> u64 {
-        self.entries.entry_count()
+        self.inner.entries.len() as u64
     }
+}
+
+/// One caller's place in the refresh of a digest. Dropping it (also when the
+/// caller's future is dropped mid-refresh) removes the digest's lock once
+/// nobody else holds it, so the map only holds refreshes in progress.
+struct Flight<'a> {
+    flights: &'a Flights,
+    digest: Digest,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> Flight<'a> {
+    fn join(flights: &'a Flights, digest: Digest) -> Self {
+        let lock = Arc::clone(
+            lock(flights)
+                .entry(digest)
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(()))),
+        );
+        Self {
+            flights,
+            digest,
+            lock,
+        }
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut waiting = lock(self.flights);
+        // Ours and the map's: nobody else is waiting for this digest.
+        if Arc::strong_count(&self.lock) == 2 {
+            waiting.remove(&self.digest);
+        }
+    }
+}
+
+/// The map only ever holds complete insertions, so a panic elsewhere while
+/// it was locked leaves nothing half-done.
+fn lock(
+    flights: &Flights,
+) -> std::sync::MutexGuard<'_, HashMap<Digest, Arc<tokio::sync::Mutex<()>>>> {
+    flights.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
@@ -174,7 +191,7 @@ mod tests {
             record: Some(Arc::new(KeyRecord {
                 id: KeyId::generate(),
                 project: "p".into(),
-                scopes: Box::new([]),
+                scopes: Arc::from([]),
                 expires_at: None,
                 revoked_at: None,
                 limits: None,
@@ -216,13 +233,10 @@ mod tests {
         let (k, u) = (Digest::from_bytes([1; 32]), Digest::from_bytes([2; 32]));
         put(&l1, k, known()).await;
         put(&l1, u, unknown()).await;
-        assert!(matches!(l1.get(&u).await, Some(Entry { record: None, .. })));
+        assert!(matches!(l1.get(&u), Some(Entry { record: None, .. })));
         tokio::time::sleep(Duration::from_millis(120)).await;
-        assert!(
-            l1.get(&u).await.is_none(),
-            "negative entry outlived its TTL"
-        );
-        assert!(l1.get(&k).await.unwrap().record.is_some());
+        assert!(l1.get(&u).is_none(), "negative entry outlived its TTL");
+        assert!(l1.get(&k).unwrap().record.is_some());
     }
 
     #[tokio::test]
@@ -254,7 +268,7 @@ mod tests {
             .refresh(d, |_| async { Ok::<_, std::convert::Infallible>(None) })
             .await;
         assert!(kept.unwrap().is_none());
-        assert!(l1.get(&d).await.is_none());
+        assert!(l1.get(&d).is_none());
         let failed = l1
             .refresh(d, |_| async { Err::<Option<Entry>, _>("down") })
             .await;
@@ -266,10 +280,10 @@ mod tests {
         let l1 = cache(1_000, 1_000);
         let d = Digest::from_bytes([4; 32]);
         put(&l1, d, known()).await;
-        l1.evict(&d).await;
-        assert!(l1.get(&d).await.is_none());
+        l1.evict(&d);
+        assert!(l1.get(&d).is_none());
         put(&l1, d, known()).await;
         l1.clear();
-        assert!(l1.get(&d).await.is_none());
+        assert!(l1.get(&d).is_none());
     }
 }

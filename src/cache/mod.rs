@@ -14,6 +14,7 @@
 
 pub mod breaker;
 pub mod bus;
+mod clock;
 mod invalidation;
 pub mod known;
 pub mod local;
@@ -203,7 +204,7 @@ impl KeyLookup {
                 tier,
             });
         };
-        if let Some(entry) = l1.get(digest).await
+        if let Some(entry) = l1.get(digest)
             && self.is_fresh(&entry, now)
         {
             return Ok(Found {
@@ -237,7 +238,7 @@ impl KeyLookup {
             .map_err(|e: Arc<LookupError>| (*e).clone())?;
         let (entry, tier) = answer.expect("refresh ran or failed");
         if kept.is_some() && tier != Tier::L1 && evictions.load(Ordering::Acquire) != before {
-            l1.evict(digest).await;
+            l1.evict(digest);
         }
         Ok(Found {
             record: entry.record,
@@ -430,7 +431,7 @@ impl KeyLookup {
     pub async fn evict_local(&self, digest: &Digest) {
         self.evictions[stripe(digest)].fetch_add(1, Ordering::AcqRel);
         if let Some(l1) = &self.l1 {
-            l1.evict(digest).await;
+            l1.evict(digest);
         }
     }
 

@@ -411,8 +411,8 @@ fn decode(bytes: &[u8]) -> Option<Entry> {
         None => None,
         Some(r) => Some(Arc::new(KeyRecord {
             id: r.id.parse::<KeyId>().ok()?,
-            project: r.p.into(),
-            scopes: r.s.into_iter().map(String::into_boxed_str).collect(),
+            project: crate::intern::project(&r.p),
+            scopes: crate::intern::scopes(r.s),
             expires_at: time(r.e)?,
             revoked_at: time(r.x)?,
             limits: Limits::new(r.rl, r.q),
@@ -444,7 +444,7 @@ mod tests {
         let record = KeyRecord {
             id: KeyId::generate(),
             project: "acme".into(),
-            scopes: vec![Box::from("orders:*")].into_boxed_slice(),
+            scopes: Arc::from([Box::from("orders:*")]),
             expires_at: Some(now),
             revoked_at: None,
             limits: Limits::new(

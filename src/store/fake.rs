@@ -55,7 +55,7 @@ pub(crate) fn record() -> KeyRecord {
     KeyRecord {
         id: KeyId::generate(),
         project: "p".into(),
-        scopes: Box::new([]),
+        scopes: std::sync::Arc::from([]),
         expires_at: None,
         revoked_at: None,
         limits: None,

@@ -1,6 +1,6 @@
 //! The rows the stores read and write, independent of the engine.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
@@ -44,8 +44,8 @@ impl StoredKey {
     pub fn to_record(&self) -> KeyRecord {
         KeyRecord {
             id: self.id.clone(),
-            project: Arc::from(self.project.as_str()),
-            scopes: self.scopes.iter().map(|s| Box::from(s.as_str())).collect(),
+            project: crate::intern::project(&self.project),
+            scopes: crate::intern::scopes(self.scopes.iter().map(String::as_str)),
             expires_at: self.expires_at,
             revoked_at: self.revoked_at,
             limits: Limits::new(self.rate_limit, self.quota),

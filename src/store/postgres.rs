@@ -420,8 +420,8 @@ fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
     let scopes: Vec<String> = row.try_get("scopes")?;
     Ok(KeyRecord {
         id: KeyId::from_trusted(row.try_get("id")?),
-        project: row.try_get::<String, _>("project")?.into(),
-        scopes: scopes.into_iter().map(String::into_boxed_str).collect(),
+        project: crate::intern::project(row.try_get::<&str, _>("project")?),
+        scopes: crate::intern::scopes(scopes),
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
         limits: Limits::new(

@@ -211,8 +211,8 @@ impl KeyStore for SqliteStore {
         let scopes: Json<Vec<String>> = row.try_get("scopes")?;
         Ok(Some(KeyRecord {
             id: KeyId::from_trusted(row.try_get("id")?),
-            project: row.try_get::<String, _>("project")?.into(),
-            scopes: scopes.0.into_iter().map(String::into_boxed_str).collect(),
+            project: crate::intern::project(row.try_get::<&str, _>("project")?),
+            scopes: crate::intern::scopes(scopes.0),
             expires_at: time_opt(row.try_get("expires_at")?)?,
             revoked_at: time_opt(row.try_get("revoked_at")?)?,
             limits: Limits::new(

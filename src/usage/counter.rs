@@ -176,7 +176,7 @@ mod tests {
         KeyRecord {
             id: KeyId::generate(),
             project: project.into(),
-            scopes: Box::new([]),
+            scopes: Arc::from([]),
             expires_at: None,
             revoked_at: None,
             limits: None,

@@ -38,12 +38,12 @@ pub async fn run(args: FootprintArgs) -> anyhow::Result<()> {
         let mut bytes = [0u8; 32];
         bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
         bytes[8..16].copy_from_slice(&(i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
-        // As PgStore::find_by_digest builds it: every field its own
-        // allocation, the project string included.
+        // As PgStore::find_by_digest builds it: the id inline, the project
+        // name and scope list interned.
         let record = KeyRecord {
-            id: KeyId::generate(),
-            project: Arc::from("bench"),
-            scopes: vec!["orders:*".into(), "users:read".into()].into_boxed_slice(),
+            id: KeyId::from_trusted(KeyId::generate().as_str().to_owned()),
+            project: keyward::intern::project("bench"),
+            scopes: keyward::intern::scopes(["orders:*", "users:read"]),
             expires_at: None,
             revoked_at: None,
             limits: None,
@@ -72,10 +72,6 @@ pub async fn run(args: FootprintArgs) -> anyhow::Result<()> {
             })
             .await
             .map_err(|_| anyhow::anyhow!("insert failed"))?;
-    }
-    // Let moka apply its pending writes.
-    for (digest, _) in pairs.iter().take(1000) {
-        let _ = cache.get(digest).await;
     }
     let with_cache = rss_kib();
     let kib = |a: u64, b: u64| (b.saturating_sub(a) * 1024) as f64 / n as f64;

@@ -109,7 +109,7 @@ mod tests {
         Arc::new(KeyRecord {
             id: KeyId::generate(),
             project: "acme".into(),
-            scopes: Box::new([]),
+            scopes: Arc::from([]),
             expires_at: None,
             revoked_at: None,
             limits: None,
