@@ -8,9 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    TestApp, TestDb,
-    client::issue_request,
-    config,
+    TestApp, TestDb, config,
     console::{Browser, csrf_of, secret_of, text},
     http::request,
 };
