@@ -21,29 +21,10 @@ use common::{
     TestApp, TestDb, config,
     redis::namespace,
     redis_cluster::Cluster,
-    revocation::{self, allowed, issue, measure, revoke, time_to_denial, warm},
+    revocation::{Load, allowed, issue, measure, replicas, revoke_each, warm},
 };
 
 const BOUND: Duration = Duration::from_secs(1);
-
-async fn replicas(db: &TestDb, url: &str, ns: &str, timeout: &str) -> (TestApp, TestApp) {
-    let args = [
-        "--namespace",
-        ns,
-        "--redis-url",
-        url,
-        "--redis-timeout",
-        timeout,
-        "--l1-ttl",
-        "60s",
-        "--max-staleness",
-        "120s",
-    ];
-    let a = TestApp::spawn_with(config(&db.url, &args), None).await;
-    let b = TestApp::spawn_with(config(&db.url, &args), None).await;
-    assert_eq!(b.state.lookup.bus_kind(), "redis");
-    (a, b)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_a_cluster_share_revocations_and_a_rate_limit() {
@@ -139,46 +120,23 @@ async fn killing_a_master_under_load_lets_no_revoked_key_past_the_bound() {
     warm(&mut cb, &steady).await;
 
     // Bounded load on both replicas: at most 20 000 calls or 60 s.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (calls, denied) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut load = Vec::new();
+    let mut work = Vec::new();
     for client in [&ca, &cb] {
         for (key, _) in steady.iter().take(2) {
-            let (mut client, stop, calls, denied) =
-                (client.clone(), stop.clone(), calls.clone(), denied.clone());
-            let key = key.clone();
-            load.push(tokio::spawn(async move {
-                let started = Instant::now();
-                while !stop.load(Ordering::Relaxed)
-                    && calls.fetch_add(1, Ordering::Relaxed) < 20_000
-                    && started.elapsed() < Duration::from_secs(60)
-                {
-                    if !allowed(&mut client, &key).await {
-                        denied.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }));
+            work.push((client.clone(), key.clone()));
         }
     }
+    let load = Load::start(work, 20_000, Duration::from_secs(60));
 
     // The master of the bus's shard: the subscription must move with it.
     let channel = format!("{ns}:invalidations");
     let master = cluster.master_of(&channel).await;
     let killed_at = Instant::now();
     cluster.kill(master);
-    let mut during = Vec::new();
-    for (key, id) in &victims {
-        revoke(&mut ca, id).await;
-        assert!(
-            !allowed(&mut ca, key).await,
-            "the revoking replica denies at once"
-        );
-        // Panics (a wrong allow) if B still allows it past the bound.
-        during.push(time_to_denial(&mut cb, key, BOUND).await);
-    }
+    // Panics (a wrong allow) if B still allows one past the bound.
+    let during = revoke_each(&mut ca, &mut cb, &victims, BOUND).await;
     cluster.wait_ok().await;
     let promoted = killed_at.elapsed();
-    let during = revocation::lags(during);
     println!(
         "cluster master {master} (bus shard) killed, replica promoted after {:.1} s; revocations while failing over: {during}, 0 allowed past the {BOUND:?} bound",
         promoted.as_secs_f64()
@@ -187,16 +145,11 @@ async fn killing_a_master_under_load_lets_no_revoked_key_past_the_bound() {
     // After the fail-over, through the promoted replica.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = measure(&mut ca, &mut cb, 100, BOUND).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
+    let (calls, denied) = load.stop().await;
     println!(
-        "after the fail-over: revocation lag over {after}; load: {} calls, {} wrongly denied",
-        calls.load(Ordering::Relaxed),
-        denied.load(Ordering::Relaxed)
+        "after the fail-over: revocation lag over {after}; load: {calls} calls, {denied} wrongly denied"
     );
-    assert_eq!(denied.load(Ordering::Relaxed), 0, "a live key was denied");
+    assert_eq!(denied, 0, "a live key was denied");
     assert!(after.p99 < BOUND, "{after}");
 }
 

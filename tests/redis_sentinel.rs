@@ -7,41 +7,16 @@
 
 mod common;
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use common::{
     TestApp, TestDb, config,
     redis::namespace,
     redis_sentinel::Sentinels,
-    revocation::{self, allowed, issue, measure, revoke, time_to_denial, warm},
+    revocation::{Load, issue, measure, replicas, revoke_each, warm},
 };
 
 const BOUND: Duration = Duration::from_secs(1);
-
-/// Revokes each key on `a` (which denies at once) and checks `b` denies
-/// it within the bound; the lags.
-async fn revoke_all(
-    a: &mut common::client::Api,
-    b: &mut common::client::Api,
-    keys: &[(String, String)],
-) -> revocation::Lags {
-    let mut lags = Vec::new();
-    for (key, id) in keys {
-        revoke(a, id).await;
-        assert!(
-            !allowed(a, key).await,
-            "the revoking replica denies at once"
-        );
-        lags.push(time_to_denial(b, key, BOUND).await);
-    }
-    revocation::lags(lags)
-}
 
 async fn wait_l2_up(app: &TestApp) {
     let started = Instant::now();
@@ -71,21 +46,7 @@ async fn fail_overs_under_load_keep_revocation_within_the_bound() {
     let text = format!("{error:#}");
     println!("unknown master: {text}");
     assert!(text.contains("know no master"), "{text}");
-    let args = [
-        "--namespace",
-        &ns,
-        "--redis-url",
-        &url,
-        "--redis-timeout",
-        "250ms",
-        "--l1-ttl",
-        "60s",
-        "--max-staleness",
-        "120s",
-    ];
-    let a = TestApp::spawn_with(config(&db.url, &args), None).await;
-    let b = TestApp::spawn_with(config(&db.url, &args), None).await;
-    assert_eq!(b.state.lookup.bus_kind(), "redis");
+    let (a, b) = replicas(&db, &url, &ns, "250ms").await;
     let mut ca = a.api().await;
     let mut cb = b.api_with(&ca.admin).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -107,27 +68,13 @@ async fn fail_overs_under_load_keep_revocation_within_the_bound() {
     }
     warm(&mut cb, &steady).await;
     // Bounded load on both replicas: at most 20 000 calls or 90 s.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (calls, denied) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut load = Vec::new();
+    let mut work = Vec::new();
     for (i, client) in [&ca, &cb].into_iter().enumerate() {
         for w in 0..2 {
-            let (mut client, stop, calls, denied) =
-                (client.clone(), stop.clone(), calls.clone(), denied.clone());
-            let key = steady[i * 2 + w].0.clone();
-            load.push(tokio::spawn(async move {
-                let started = Instant::now();
-                while !stop.load(Ordering::Relaxed)
-                    && calls.fetch_add(1, Ordering::Relaxed) < 20_000
-                    && started.elapsed() < Duration::from_secs(90)
-                {
-                    if !allowed(&mut client, &key).await {
-                        denied.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }));
+            work.push((client.clone(), steady[i * 2 + w].0.clone()));
         }
     }
+    let load = Load::start(work, 20_000, Duration::from_secs(90));
 
     for phase in ["SENTINEL FAILOVER", "master killed"] {
         let mut victims = Vec::new();
@@ -142,7 +89,7 @@ async fn fail_overs_under_load_keep_revocation_within_the_bound() {
             sentinels.failover().await
         };
         let switched = started.elapsed();
-        let during = revoke_all(&mut ca, &mut cb, &victims).await;
+        let during = revoke_each(&mut ca, &mut cb, &victims, BOUND).await;
         wait_l2_up(&a).await;
         wait_l2_up(&b).await;
         // The sentinels are asked every second who is master.
@@ -160,14 +107,7 @@ async fn fail_overs_under_load_keep_revocation_within_the_bound() {
             sentinels.wait_replicated().await;
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
-    println!(
-        "load: {} calls, {} wrongly denied",
-        calls.load(Ordering::Relaxed),
-        denied.load(Ordering::Relaxed)
-    );
-    assert_eq!(denied.load(Ordering::Relaxed), 0, "a live key was denied");
+    let (calls, denied) = load.stop().await;
+    println!("load: {calls} calls, {denied} wrongly denied");
+    assert_eq!(denied, 0, "a live key was denied");
 }

@@ -19,11 +19,8 @@ use common::{
     counting::CountingStore,
     proxy::Proxy,
     redis::{OwnRedis, namespace, shared},
+    revocation::{allowed, issue, measure, time_to_denial},
 };
-
-async fn issue(api: &mut Api, label: &str) -> (String, String) {
-    api.issue_key("acme", label, &["orders:read"]).await
-}
 
 async fn verify(api: &mut Api, key: &str) -> Result<pb::VerifyResponse, tonic::Status> {
     let request = pb::VerifyRequest {
@@ -32,10 +29,6 @@ async fn verify(api: &mut Api, key: &str) -> Result<pb::VerifyResponse, tonic::S
         client_ip: String::new(),
     };
     api.try_verify(request).await
-}
-
-async fn allowed(api: &mut Api, key: &str) -> bool {
-    verify(api, key).await.unwrap().allowed
 }
 
 async fn revoke(api: &mut Api, id: &str) -> Result<(), tonic::Status> {
@@ -57,22 +50,6 @@ async fn warm(client: &mut Api, keys: impl IntoIterator<Item = &String>) {
     for key in &keys {
         assert!(allowed(client, key).await);
     }
-}
-
-/// Polls until `key` is denied on `client`; the time it took.
-async fn time_to_denial(client: &mut Api, key: &str, limit: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        if !allowed(client, key).await {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < limit, "still allowed after {limit:?}");
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// Revoke 200 keys on A; B (whose L1 would keep them for a minute) must deny
@@ -98,28 +75,10 @@ async fn revocation_lag(bus_label: &str, db: TestDb, redis: Option<String>) {
     // Let both replicas subscribe before the first write.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let mut keys = Vec::new();
-    for i in 0..200 {
-        keys.push(issue(&mut ca, &format!("k{i}")).await);
-    }
-    warm(&mut cb, keys.iter().map(|(k, _)| k)).await;
-    let mut lags = Vec::new();
-    for (key, id) in &keys {
-        revoke(&mut ca, id).await.unwrap();
-        lags.push(time_to_denial(&mut cb, key, Duration::from_secs(5)).await);
-    }
-    lags.sort();
-    let (p50, p99, max) = (
-        percentile(&lags, 0.5),
-        percentile(&lags, 0.99),
-        lags[lags.len() - 1],
-    );
+    let lags = measure(&mut ca, &mut cb, 200, Duration::from_secs(5)).await;
+    let p99 = lags.p99;
     println!(
-        "revocation lag over {} revocations, {bus_label} bus: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (goal p99 < 100 ms: {})",
-        lags.len(),
-        p50.as_secs_f64() * 1e3,
-        p99.as_secs_f64() * 1e3,
-        max.as_secs_f64() * 1e3,
+        "revocation lag over {lags}, {bus_label} bus (goal p99 < 100 ms: {})",
         if p99 < Duration::from_millis(100) {
             "met"
         } else {

@@ -1,11 +1,19 @@
 //! Revocation lag between two replicas: revoke on one, poll the other
-//! until it denies. Shared by the Redis Cluster, Sentinel and TLS tests.
+//! until it denies. Shared by the Redis Cluster, Sentinel and TLS tests,
+//! with the bounded Verify load the fault tests run beside it.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use keyward::proto::v1 as pb;
+use tokio::task::JoinHandle;
 
-use super::client::Api;
+use super::{TestApp, TestDb, client::Api, config};
 
 pub async fn issue(api: &mut Api, label: &str) -> (String, String) {
     api.issue_key("acme", label, &["orders:read"]).await
@@ -92,8 +100,19 @@ pub async fn measure(a: &mut Api, b: &mut Api, n: usize, limit: Duration) -> Lag
         keys.push(issue(a, &format!("lag-{i}-{}", ulid::Ulid::new())).await);
     }
     warm(b, &keys).await;
+    revoke_each(a, b, &keys, limit).await
+}
+
+/// Revokes each key on `a` (which must deny it at once) and times how long
+/// `b` still allows it; panics (a wrong allow) past `limit`.
+pub async fn revoke_each(
+    a: &mut Api,
+    b: &mut Api,
+    keys: &[(String, String)],
+    limit: Duration,
+) -> Lags {
     let mut samples = Vec::new();
-    for (key, id) in &keys {
+    for (key, id) in keys {
         revoke(a, id).await;
         assert!(
             !allowed(a, key).await,
@@ -102,4 +121,76 @@ pub async fn measure(a: &mut Api, b: &mut Api, n: usize, limit: Duration) -> Lag
         samples.push(time_to_denial(b, key, limit).await);
     }
     lags(samples)
+}
+
+/// Two keyward replicas on one store and one Redis `url`, in namespace
+/// `ns`, with the Redis timeout given: the pair the fault tests revoke on.
+pub async fn replicas(db: &TestDb, url: &str, ns: &str, timeout: &str) -> (TestApp, TestApp) {
+    let args = [
+        "--namespace",
+        ns,
+        "--redis-url",
+        url,
+        "--redis-timeout",
+        timeout,
+        "--l1-ttl",
+        "60s",
+        "--max-staleness",
+        "120s",
+    ];
+    let a = TestApp::spawn_with(config(&db.url, &args), None).await;
+    let b = TestApp::spawn_with(config(&db.url, &args), None).await;
+    assert_eq!(b.state.lookup.bus_kind(), "redis");
+    (a, b)
+}
+
+/// Verify load in the background, bounded by a total number of calls and
+/// a time: one task per (client, key), each counting the live key's denials.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    calls: Arc<AtomicUsize>,
+    denied: Arc<AtomicUsize>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(work: Vec<(Api, String)>, max_calls: usize, max_time: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (calls, denied) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks = work
+            .into_iter()
+            .map(|(mut client, key)| {
+                let (stop, calls, denied) = (stop.clone(), calls.clone(), denied.clone());
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    while !stop.load(Ordering::Relaxed)
+                        && calls.fetch_add(1, Ordering::Relaxed) < max_calls
+                        && started.elapsed() < max_time
+                    {
+                        if !allowed(&mut client, &key).await {
+                            denied.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            calls,
+            denied,
+            tasks,
+        }
+    }
+
+    /// Stops the load and waits for it: (calls made, live keys denied).
+    pub async fn stop(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        (
+            self.calls.load(Ordering::Relaxed),
+            self.denied.load(Ordering::Relaxed),
+        )
+    }
 }
