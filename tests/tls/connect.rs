@@ -6,6 +6,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpStream;
 use tokio_rustls::{
     TlsConnector,
+    client::TlsStream,
     rustls::{
         ClientConfig, RootCertStore,
         pki_types::{CertificateDer, ServerName},
@@ -71,9 +72,9 @@ pub async fn admitted(addr: SocketAddr, tls: ClientTlsConfig) -> bool {
     }
 }
 
-/// The certificate the server presents to a new connection, read from a
-/// raw rustls handshake.
-pub async fn served_certificate(addr: SocketAddr, ca: &Ca) -> CertificateDer<'static> {
+/// A raw rustls connection to `addr` ("localhost", trusting `ca`),
+/// offering one ALPN protocol.
+pub async fn raw_tls(addr: SocketAddr, ca: &Ca, alpn: &[u8]) -> TlsStream<TcpStream> {
     let mut roots = RootCertStore::empty();
     roots.add(ca.der.clone()).unwrap();
     let mut config = ClientConfig::builder_with_provider(keyward::tls::provider())
@@ -81,13 +82,19 @@ pub async fn served_certificate(addr: SocketAddr, ca: &Ca) -> CertificateDer<'st
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
-    let stream = TlsConnector::from(Arc::new(config))
+    TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The certificate the server presents to a new connection, read from a
+/// raw rustls handshake.
+pub async fn served_certificate(addr: SocketAddr, ca: &Ca) -> CertificateDer<'static> {
+    let stream = raw_tls(addr, ca, b"h2").await;
     let (_, session) = stream.get_ref();
     assert_eq!(
         session.alpn_protocol(),

@@ -1,35 +1,18 @@
 //! The console over TLS: its cookies carry `Secure`.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
-use tokio_rustls::{
-    TlsConnector,
-    rustls::{ClientConfig, RootCertStore, pki_types::ServerName},
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{connect::spawn, pki::*};
+use super::{
+    connect::{raw_tls, spawn},
+    pki::*,
+};
 use crate::common::TestDb;
 
 /// `GET path` over HTTP/1.1 in TLS; the answer's head.
 async fn get_head(addr: std::net::SocketAddr, ca: &Ca, path: &str) -> String {
-    let mut roots = RootCertStore::empty();
-    roots.add(ca.der.clone()).unwrap();
-    let mut config = ClientConfig::builder_with_provider(keyward::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let name = ServerName::try_from("localhost").unwrap();
-    let mut stream = TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut stream = raw_tls(addr, ca, b"http/1.1").await;
     let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
