@@ -111,14 +111,15 @@ pub async fn serve<IO>(
             // byte) is dropped here, a grace after it was told to go.
             () = tokio::time::sleep_until(idle_at), if !(closing && activity.has_served()) => {
                 let now = Instant::now();
-                match activity.idle_until(shared.idle_timeout) {
+                idle_at = match activity.idle_until(shared.idle_timeout) {
                     // Busy: look again an idle timeout from now.
-                    None => idle_at = now + shared.idle_timeout,
-                    // A call ended since the timer was set: idle counts
-                    // from then.
-                    Some(due) if due > now && !closing => idle_at = due,
-                    Some(_) => {}
-                }
+                    None => now + shared.idle_timeout,
+                    // Idle counts from the end of the last call, which may
+                    // have come after this timer was set.
+                    Some(due) if !closing => due,
+                    // Closing, and no call was ever made: its grace is over.
+                    Some(_) => now,
+                };
                 if idle_at > now {
                     continue;
                 }
