@@ -26,3 +26,20 @@ pub struct KeyRecord {
     /// Addresses the key may be used from; empty: anywhere.
     pub cidrs: Box<[IpNet]>,
 }
+
+impl KeyRecord {
+    /// A record that says only whose key it is (no scopes, no expiry, no
+    /// limits): for counting calls of a key whose full record is not at
+    /// hand, such as usage rows put back after a failed flush.
+    pub fn identity(id: KeyId, project: &str) -> Self {
+        Self {
+            id,
+            project: crate::intern::project(project),
+            scopes: Arc::from([]),
+            expires_at: None,
+            revoked_at: None,
+            limits: None,
+            cidrs: Box::new([]),
+        }
+    }
+}

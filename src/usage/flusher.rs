@@ -158,7 +158,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_flush_keeps_its_batch_for_the_next() {
         let counter = Arc::new(UsageCounter::default());
-        let key = record();
+        let key = Arc::new(record());
         for _ in 0..3 {
             counter.record(&key, Reason::Ok, 0);
         }
@@ -210,7 +210,7 @@ mod tests {
     #[tokio::test]
     async fn the_last_flush_retries_until_the_batch_is_written() {
         let counter = Arc::new(UsageCounter::default());
-        let key = record();
+        let key = Arc::new(record());
         for _ in 0..5 {
             counter.record(&key, Reason::Ok, 0);
         }
@@ -226,7 +226,7 @@ mod tests {
     #[tokio::test]
     async fn the_last_flush_gives_up_when_its_budget_is_spent() {
         let counter = Arc::new(UsageCounter::default());
-        counter.record(&record(), Reason::Ok, 0);
+        counter.record(&Arc::new(record()), Reason::Ok, 0);
         let store = fails_first(usize::MAX);
         let writer = UsageWriter::new(counter.clone(), store, Duration::from_secs(10));
         let started = Instant::now();
