@@ -12,7 +12,6 @@ use tonic_reflection::pb::{
     v1alpha::server_reflection_server::ServerReflectionServer as ServerReflectionServerV1Alpha,
 };
 
-use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -25,6 +24,7 @@ use crate::{
     config::{Config, DatabaseArgs},
     grpc::{
         MAX_REQUEST_BYTES,
+        authorization_server::AuthorizationServer,
         ext_authz::{self, ExtAuthzService},
         key_service::KeyServiceImpl,
         reflection,
@@ -283,9 +283,7 @@ impl Application {
         health
             .set_serving::<KeyServiceServer<KeyServiceImpl>>()
             .await;
-        health
-            .set_serving::<AuthorizationServer<ExtAuthzService>>()
-            .await;
+        health.set_serving::<AuthorizationServer>().await;
         health.set_service_status("", ServingStatus::Serving).await;
 
         let reflection_v1 = reflection::builder().build_v1()?;
@@ -324,9 +322,7 @@ impl Application {
             health
                 .set_not_serving::<KeyServiceServer<KeyServiceImpl>>()
                 .await;
-            health
-                .set_not_serving::<AuthorizationServer<ExtAuthzService>>()
-                .await;
+            health.set_not_serving::<AuthorizationServer>().await;
             let _ = draining_tx.send(());
         };
         let tls_mode = match &self.tls {
@@ -340,7 +336,7 @@ impl Application {
             <ServerReflectionServer<()> as NamedService>::NAME,
             <ServerReflectionServerV1Alpha<()> as NamedService>::NAME,
             <KeyServiceServer<KeyServiceImpl> as NamedService>::NAME,
-            <AuthorizationServer<ExtAuthzService> as NamedService>::NAME,
+            <AuthorizationServer as NamedService>::NAME,
         ];
         let routes = Routes::new(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))

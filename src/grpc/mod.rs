@@ -2,6 +2,9 @@
 //! the single error → status mapping.
 
 pub mod admin_auth;
+pub mod authorization_server;
+pub mod check_request;
+pub mod check_response;
 pub mod convert;
 pub mod ext_authz;
 pub mod key_service;

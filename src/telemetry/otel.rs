@@ -7,10 +7,7 @@
 //! `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, `OTEL_BSP_*` for batching
 //! and `OTEL_EXPORTER_OTLP_*` for the exporter.
 
-use std::{
-    collections::HashMap,
-    sync::atomic::{AtomicBool, Ordering},
-};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::{
     Context,
@@ -23,6 +20,8 @@ use opentelemetry_sdk::{
     trace::{SdkTracer, SdkTracerProvider},
 };
 use tonic::metadata::MetadataMap;
+
+use crate::authz::Fields;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -118,12 +117,12 @@ pub fn from_metadata(metadata: &MetadataMap) -> Option<Context> {
 }
 
 /// The caller's trace context from HTTP headers (ext_authz passes the
-/// original request's headers, lower-cased).
-pub fn from_headers(headers: &HashMap<String, String>) -> Option<Context> {
-    struct Headers<'a>(&'a HashMap<String, String>);
-    impl Extractor for Headers<'_> {
+/// original request's headers, lower-cased), read through [`Fields`].
+pub fn from_headers<H: Fields + ?Sized>(headers: &H) -> Option<Context> {
+    struct Headers<'a, H: ?Sized>(&'a H);
+    impl<H: Fields + ?Sized> Extractor for Headers<'_, H> {
         fn get(&self, key: &str) -> Option<&str> {
-            self.0.get(key).map(String::as_str)
+            self.0.field(key)
         }
         fn keys(&self) -> Vec<&str> {
             Vec::new()
@@ -154,6 +153,8 @@ fn extract(carrier: &dyn Extractor) -> Option<Context> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use opentelemetry::trace::TraceContextExt;
 

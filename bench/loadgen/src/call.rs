@@ -2,21 +2,16 @@
 //! is the expected one. Below the load loop, which only counts answers.
 
 use std::{
-    collections::HashMap,
     io::BufRead,
     path::{Path, PathBuf},
+    sync::OnceLock,
 };
 
 use anyhow::Context;
 use envoy_types::{
     ext_authz::v3::pb::{CheckRequest, HttpResponse},
     pb::{
-        envoy::{
-            config::core::v3::{Address, SocketAddress, address, socket_address},
-            service::auth::v3::{
-                AttributeContext, attribute_context, authorization_client::AuthorizationClient,
-            },
-        },
+        envoy::service::auth::v3::authorization_client::AuthorizationClient,
         google::protobuf::value::Kind,
     },
 };
@@ -24,6 +19,7 @@ use keyward::{
     key::format,
     proto::v1::{Reason, VerifyRequest, VerifyResponse, key_service_client::KeyServiceClient},
 };
+use prost::Message;
 use tonic::transport::Channel;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -36,7 +32,8 @@ pub enum Rpc {
     /// `grpc.health.v1.Health/Check` (the baseline: what tonic itself costs).
     Health,
     /// `envoy.service.auth.v3.Authorization/Check`, as Envoy's ext_authz
-    /// filter calls it: the key in an `x-api-key` header, the required
+    /// filter calls it with its default settings (a captured request, see
+    /// `check_request`): the key in an `x-api-key` header, the required
     /// scopes in the route's `keyward_scopes` context extension.
     Check,
     /// Verify over the Connect protocol with JSON (`POST
@@ -127,47 +124,29 @@ impl Keys {
     }
 }
 
-/// A Check request shaped as Envoy's ext_authz filter sends it for
-/// `GET /orders/1` with `allowed_headers` x-api-key and authorization (see
-/// bench/ext_authz/run): the downstream peer, the request's pseudo-headers
-/// and the key header, and the route's required scopes as the
-/// `keyward_scopes` context extension.
+/// What Envoy 1.40 sent for `GET /orders/1?expand=items` with the filter's
+/// default settings (every request header, peer and destination addresses,
+/// request id and time, the route's context extensions and metadata),
+/// captured by tests/fixtures/envoy_check/capture.py.
+const ENVOY_CHECK: &[u8] = include_bytes!("../../../tests/fixtures/envoy_check/headers.pb");
+
+/// The captured Envoy request with `key` in its `x-api-key` header and the
+/// required scopes in its `keyward_scopes` context extension.
 pub fn check_request(key: String, scopes: &[String]) -> CheckRequest {
-    let headers = HashMap::from([
-        (":authority".to_owned(), "api.example".to_owned()),
-        (":method".to_owned(), "GET".to_owned()),
-        (":path".to_owned(), "/orders/1".to_owned()),
-        (":scheme".to_owned(), "http".to_owned()),
-        ("x-api-key".to_owned(), key),
-    ]);
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: Some(attribute_context::Peer {
-                address: Some(Address {
-                    address: Some(address::Address::SocketAddress(SocketAddress {
-                        address: "127.0.0.1".to_owned(),
-                        port_specifier: Some(socket_address::PortSpecifier::PortValue(40_000)),
-                        ..Default::default()
-                    })),
-                }),
-                ..Default::default()
-            }),
-            request: Some(attribute_context::Request {
-                http: Some(attribute_context::HttpRequest {
-                    method: "GET".to_owned(),
-                    path: "/orders/1".to_owned(),
-                    host: "api.example".to_owned(),
-                    scheme: "http".to_owned(),
-                    protocol: "HTTP/1.1".to_owned(),
-                    headers,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            context_extensions: HashMap::from([("keyward_scopes".to_owned(), scopes.join(","))]),
-            ..Default::default()
-        }),
+    static CAPTURED: OnceLock<CheckRequest> = OnceLock::new();
+    let mut request = CAPTURED
+        .get_or_init(|| {
+            CheckRequest::decode(ENVOY_CHECK).expect("the captured CheckRequest decodes")
+        })
+        .clone();
+    let attributes = request.attributes.get_or_insert_default();
+    attributes
+        .context_extensions
+        .insert("keyward_scopes".to_owned(), scopes.join(","));
+    if let Some(http) = attributes.request.as_mut().and_then(|r| r.http.as_mut()) {
+        http.headers.insert("x-api-key".to_owned(), key);
     }
+    request
 }
 
 pub enum Caller {
