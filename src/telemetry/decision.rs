@@ -5,10 +5,12 @@
 use std::time::Instant;
 
 use opentelemetry::Context;
-use tracing::{Span, field::Empty};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{DECISION_TARGET, SPAN_TARGET, metrics::Rpc, otel};
+use super::{
+    DECISION_TARGET,
+    decision_span::{DecisionSpan, Fields, Kind},
+    metrics::Rpc,
+};
 use crate::{
     authz::{Answer, Why},
     cache::{LookupError, Tier},
@@ -17,10 +19,10 @@ use crate::{
     verify::Verdict,
 };
 
-/// A decision being made: its span and its start.
+/// A decision being made: its span (while export is on) and its start.
 pub struct Observed {
     rpc: Rpc,
-    span: Span,
+    span: Option<DecisionSpan>,
     started: Instant,
 }
 
@@ -28,24 +30,11 @@ impl Observed {
     /// Starts the decision span, child of the caller's trace context when
     /// span export is on (`parent` is only evaluated then).
     pub fn start(rpc: Rpc, parent: impl FnOnce() -> Option<Context>) -> Self {
-        let span = match rpc {
-            Rpc::Verify => tracing::info_span!(
-                target: SPAN_TARGET, "keyward.verify",
-                otel.kind = "server", rpc.system = "grpc", rpc.service = "keyward.v1.KeyService", rpc.method = "Verify",
-                rpc.grpc.status_code = Empty, otel.status_code = Empty,
-                keyward.decision = Empty, keyward.reason = Empty, keyward.key_id = Empty,
-                keyward.project = Empty, keyward.cache = Empty, keyward.required_scopes = Empty,
-            ),
-            Rpc::Check => tracing::info_span!(
-                target: SPAN_TARGET, "keyward.check",
-                otel.kind = "server", rpc.system = "grpc", rpc.service = "envoy.service.auth.v3.Authorization", rpc.method = "Check",
-                rpc.grpc.status_code = Empty, otel.status_code = Empty,
-                keyward.decision = Empty, keyward.reason = Empty, keyward.key_id = Empty,
-                keyward.project = Empty, keyward.cache = Empty, keyward.required_scopes = Empty,
-                keyward.observe = Empty,
-            ),
+        let kind = match rpc {
+            Rpc::Verify => Kind::Verify,
+            Rpc::Check => Kind::Check,
         };
-        Self::with_span(rpc, span, parent)
+        Self::with_span(rpc, DecisionSpan::start(kind, parent))
     }
 
     /// Starts the `keyward.check` span of a forward-auth sub-request: a
@@ -54,32 +43,18 @@ impl Observed {
         mode: &'static str,
         parent: impl FnOnce() -> Option<Context>,
     ) -> Self {
-        let span = tracing::info_span!(
-            target: SPAN_TARGET, "keyward.check",
-            otel.kind = "server", keyward.http_mode = mode, otel.status_code = Empty,
-            keyward.decision = Empty, keyward.reason = Empty, keyward.key_id = Empty,
-            keyward.project = Empty, keyward.cache = Empty, keyward.required_scopes = Empty,
-            keyward.observe = Empty,
-        );
-        Self::with_span(Rpc::Check, span, parent)
+        Self::with_span(
+            Rpc::Check,
+            DecisionSpan::start(Kind::ForwardAuth(mode), parent),
+        )
     }
 
-    fn with_span(rpc: Rpc, span: Span, parent: impl FnOnce() -> Option<Context>) -> Self {
-        if otel::enabled()
-            && !span.is_disabled()
-            && let Some(parent) = parent()
-        {
-            let _ = span.set_parent(parent);
-        }
+    fn with_span(rpc: Rpc, span: Option<DecisionSpan>) -> Self {
         Self {
             rpc,
             span,
             started: Instant::now(),
         }
-    }
-
-    pub fn span(&self) -> &Span {
-        &self.span
     }
 
     /// Records a Verify outcome.
@@ -162,34 +137,18 @@ impl Observed {
             .increment(1),
         }
         let key_id = outcome.record.map(|r| r.id.as_str());
-        let project = outcome.record.map(|r| &*r.project);
+        let project = outcome.record.map(|r| &r.project);
         let cache = outcome.tier.map_or("none", |t| t.as_str());
-        let span = &self.span;
-        if !span.is_disabled() {
-            span.record("keyward.decision", outcome.decision);
-            span.record("keyward.reason", outcome.reason_name);
-            span.record("keyward.cache", cache);
-            span.record("keyward.required_scopes", required.to_string().as_str());
-            if let Some(id) = key_id {
-                span.record("keyward.key_id", id);
-            }
-            if let Some(project) = project {
-                span.record("keyward.project", project);
-            }
-            if self.rpc == Rpc::Check {
-                span.record("keyward.observe", outcome.observe);
-            }
-            // Only "could not decide" is a gRPC error.
-            let failed = outcome.decision == "error";
-            let code = if failed {
-                tonic::Code::Unavailable as i32
-            } else {
-                0
-            };
-            span.record("rpc.grpc.status_code", code);
-            if failed {
-                span.record("otel.status_code", "ERROR");
-            }
+        if let Some(span) = self.span {
+            span.finish(Fields {
+                decision: outcome.decision,
+                reason: outcome.reason_name,
+                cache,
+                required_scopes: required.to_string(),
+                key_id,
+                project,
+                observe: outcome.observe,
+            });
         }
         tracing::debug!(
             target: DECISION_TARGET,
@@ -197,7 +156,7 @@ impl Observed {
             decision = outcome.decision,
             reason = outcome.reason_name,
             key_id,
-            project,
+            project = project.map(|p| &**p),
             cache,
             observe = outcome.observe,
             required_scopes = %required,

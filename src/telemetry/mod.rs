@@ -6,7 +6,9 @@
 //! - Traces: one span per decision (`keyward.verify`, `keyward.check`) and
 //!   per admin action, exported over OTLP/gRPC when
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set; when it is not, those spans are
-//!   disabled at their call sites and cost next to nothing.
+//!   disabled at their call sites and cost next to nothing. Decision spans,
+//!   one per request, go straight to the OpenTelemetry SDK
+//!   (`decision_span.rs`); admin spans through the tracing bridge.
 //! - Metrics: see [`metrics`].
 //!
 //! Nothing here carries a key or a digest: keys are `SecretKey`s and digests
@@ -15,8 +17,10 @@
 
 pub mod admin;
 pub mod decision;
+mod decision_span;
 pub mod metrics;
 pub mod otel;
+mod otlp_runtime;
 
 use std::io::IsTerminal;
 
@@ -105,8 +109,8 @@ pub fn init(format: LogFormat, filter: Option<&str>) -> Telemetry {
         .with(traces)
         .try_init()
         .is_ok();
-    if installed && exporter.is_some() {
-        otel::set_enabled();
+    if installed && let Some(exporter) = &exporter {
+        otel::set_enabled(exporter);
     }
     Telemetry {
         otel: exporter.filter(|_| installed),

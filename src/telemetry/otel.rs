@@ -7,7 +7,10 @@
 //! `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, `OTEL_BSP_*` for batching
 //! and `OTEL_EXPORTER_OTLP_*` for the exporter.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{
+    OnceLock,
+    atomic::{AtomicBool, Ordering},
+};
 
 use opentelemetry::{
     Context,
@@ -21,21 +24,36 @@ use opentelemetry_sdk::{
 };
 use tonic::metadata::MetadataMap;
 
+use super::otlp_runtime::OtlpRuntime;
 use crate::authz::Fields;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+/// The tracer decision spans are built with, set with [`set_enabled`].
+static DECISION_TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
 /// Whether spans are exported; when not, nothing extracts trace context.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-pub(super) fn set_enabled() {
-    ENABLED.store(true, Ordering::Relaxed);
+/// The tracer of decision spans while export is on.
+pub(super) fn decision_tracer() -> Option<&'static SdkTracer> {
+    if enabled() {
+        DECISION_TRACER.get()
+    } else {
+        None
+    }
+}
+
+pub(super) fn set_enabled(exporter: &Exporter) {
+    if DECISION_TRACER.set(exporter.tracer()).is_ok() {
+        ENABLED.store(true, Ordering::Relaxed);
+    }
 }
 
 pub struct Exporter {
     provider: SdkTracerProvider,
+    runtime: OtlpRuntime,
 }
 
 impl Exporter {
@@ -51,11 +69,8 @@ impl Exporter {
         if !configured {
             return None;
         }
-        let exporter = match opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .build()
-        {
-            Ok(exporter) => exporter,
+        let (runtime, exporter) = match OtlpRuntime::start() {
+            Ok(started) => started,
             Err(error) => {
                 eprintln!("keyward: OTLP trace export disabled: {error}");
                 return None;
@@ -86,7 +101,7 @@ impl Exporter {
             .with_batch_exporter(exporter)
             .with_resource(resource)
             .build();
-        Some(Self { provider })
+        Some(Self { provider, runtime })
     }
 
     pub fn tracer(&self) -> SdkTracer {
@@ -98,6 +113,8 @@ impl Exporter {
         if let Err(error) = self.provider.shutdown() {
             eprintln!("keyward: flushing spans failed: {error}");
         }
+        // The last export has returned: the channel's tasks may stop.
+        self.runtime.stop();
     }
 }
 
