@@ -20,10 +20,12 @@ import datetime
 import json
 import time
 
+from harness.callgrind import run_callgrind
 from harness.chart import chart
 from harness.figures import comparisons, f_ms, f_x, goal_verdicts, rows
 from harness.processes import Keyward, log
 from harness.report import splice, write_report
+from harness.revocation import revocation_verdicts, run_revocation
 from harness.run import Run
 from harness.scenarios import SCENARIOS, servers
 from harness.settings import ROOT
@@ -53,6 +55,20 @@ def main() -> int:
                         "baseline and those with a goal, %(default)s)")
     parser.add_argument("--no-profile", action="store_true", help="profile nothing")
     parser.add_argument("--no-h2load", action="store_true", help="measure with loadgen only")
+    parser.add_argument("--no-callgrind", action="store_true",
+                        help="skip the instruction counts under callgrind")
+    parser.add_argument("--callgrind-requests", type=int, default=2000,
+                        help="requests per kind counted under callgrind (default 2,000)")
+    parser.add_argument("--callgrind-keys", type=int, default=200,
+                        help="distinct keys of the callgrind requests (default 200)")
+    parser.add_argument("--no-revocation-lag", action="store_true",
+                        help="skip the revocation lag between two replicas")
+    parser.add_argument("--revocations", type=int, default=200,
+                        help="revocations per phase (idle, under load) of the lag (default 200)")
+    parser.add_argument("--lag-load", type=float, default=0.8,
+                        help="each replica's load during the lag, a fraction of its capacity (default 0.8)")
+    parser.add_argument("--lag-keys", type=int, default=2000,
+                        help="distinct keys of the load beside the lag (default 2,000)")
     # Set by bench/run.
     parser.add_argument("--keyward", required=True, help=argparse.SUPPRESS)
     parser.add_argument("--loadgen", required=True, help=argparse.SUPPRESS)
@@ -111,6 +127,10 @@ def main() -> int:
         finally:
             for keyward in started:
                 run.stop(keyward)
+    if not args.no_callgrind:
+        run_callgrind(run)
+    if not args.no_revocation_lag:
+        run_revocation(run)
     if args.memory_keys:
         run.run_memory()
 
@@ -136,6 +156,8 @@ def main() -> int:
         "profiles": run.profiles,
         "comparisons": comparisons(run.results),
         "spans": run.spans,
+        "callgrind": run.callgrind,
+        "revocation": run.revocation,
         "unavailable": run.unavailable,
         "notes": run.notes,
     }, indent=1, default=str) + "\n")
@@ -156,7 +178,11 @@ def main() -> int:
               f"p99 {f_x(c['x_p99'])}, keyward CPU {f_x(c['x_cpu'])}")
     for name, spans in run.spans.items():
         print(f"OTLP sink ({name}): {spans['spans']:,} spans for {spans['calls']:,} Verify calls")
-    for text, measured, met in goal_verdicts(rows(run.results), run.memory, args.keys, compared):
+    if run.callgrind and "probes" in run.callgrind:
+        for name, p in run.callgrind["probes"].items():
+            print(f"callgrind {name}: {p['ir_per_req']:,.0f} Ir/request")
+    for text, measured, met in (goal_verdicts(rows(run.results), run.memory, args.keys, compared)
+                                + revocation_verdicts(run)):
         print(f"{'MET ' if met else ('MISS' if met is False else '  – ')} {text}: {measured}")
     print(f"\nwrote {out}, {out.parent / 'benchmarks.png'}, {raw_path} in {wall / 60:.1f} min total")
     return 0

@@ -62,8 +62,9 @@ def percentile(sorted_values: list[int], q: float) -> float:
     return float(sorted_values[index])
 
 
-def wait_listening(port: int, process: subprocess.Popen, what: str, log_path: Path) -> None:
-    deadline = time.time() + 30
+def wait_listening(port: int, process: subprocess.Popen, what: str, log_path: Path,
+                   timeout: float = 30) -> None:
+    deadline = time.time() + timeout
     while time.time() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited: see {log_path}")
@@ -113,9 +114,11 @@ class OtlpSink:
 
 class Keyward:
     """One `keyward serve` process, pinned to SERVER_CPU; with `sink`, it
-    exports every span to that sink."""
+    exports every span to that sink; with `wrapper`, run under it (valgrind,
+    which runs keyward in its own process: the pid stays keyward's)."""
 
-    def __init__(self, run: "Run", name: str, flags: list[str], sink: Optional[OtlpSink] = None):
+    def __init__(self, run: "Run", name: str, flags: list[str], sink: Optional[OtlpSink] = None,
+                 wrapper: tuple[str, ...] = (), listen_timeout: float = 30):
         self.name = name
         self.sink = sink
         # Verify and Check calls sent to it (warm-ups, priming and profiles
@@ -131,18 +134,19 @@ class Keyward:
         if sink:
             env.update(OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint, OTEL_TRACES_SAMPLER="always_on")
         command = [
-            "taskset", "-c", SERVER_CPU, str(run.args.keyward), "serve",
+            "taskset", "-c", SERVER_CPU, *wrapper, str(run.args.keyward), "serve",
             "--listen", self.addr, "--no-migrate", "--log", "warn", "--log-format", "json",
             *COMMON_FLAGS, *flags,
         ]
-        log(f"starting keyward ({name}): {' '.join(command[3:])}"
+        log(f"starting keyward ({name}): {' '.join(command[3 + len(wrapper):])}"
+            + (f" under {wrapper[0]}" if wrapper else "")
             + (f" with OTEL_EXPORTER_OTLP_ENDPOINT={sink.endpoint}" if sink else ""))
         self.process = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL,
             stderr=open(self.log_path, "w"), start_new_session=True,
         )
         self.pid = self.process.pid  # taskset execs keyward: same pid
-        wait_listening(self.port, self.process, "keyward", self.log_path)
+        wait_listening(self.port, self.process, "keyward", self.log_path, listen_timeout)
         time.sleep(1.0)  # let start-up work (bus subscription, pools) settle
         self.idle_rss_kib = rss_kib(self.pid)
         self.threads = int(

@@ -11,7 +11,9 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
+from harness.callgrind import callgrind_lines
 from harness.figures import comparisons, f_ms, f_x, goal_verdicts, rows
+from harness.revocation import revocation_lines, revocation_verdicts
 from harness.run import Run
 from harness.scenarios import SCENARIOS
 from harness.settings import CLIENT_CPU, MARK_BEGIN, MARK_END, ROOT, SECTION, SERVER_CPU
@@ -129,6 +131,8 @@ def write_report(run: Run, wall: float, previous: Optional[dict]) -> str:
         lines += comparison_lines(run, compared)
     if run.notes:
         lines += ["Notes:", ""] + [f"- {n}" for n in run.notes] + [""]
+    lines += callgrind_lines(run, previous)
+    lines += revocation_lines(run, previous)
 
     lines += ["### Memory", ""]
     m = run.memory
@@ -166,7 +170,7 @@ def write_report(run: Run, wall: float, previous: Optional[dict]) -> str:
         lines += ["Not measured in this run (`--memory-keys 0`).", ""]
 
     lines += ["### Goals", "", "| Goal | Measured | Met |", "|---|---|---|"]
-    for text, measured, met in goal_verdicts(run_rows, m, args.keys, compared):
+    for text, measured, met in goal_verdicts(run_rows, m, args.keys, compared) + revocation_verdicts(run):
         lines.append(f"| {text} | {measured} | {'–' if met is None else ('yes' if met else '**no**')} |")
     lines += [
         "",
@@ -216,6 +220,7 @@ def write_report(run: Run, wall: float, previous: Optional[dict]) -> str:
         "bench/run --keys 1000000           # the scale run: 1,000,000 keys in Postgres",
         "bench/run --scenarios l1_hit,store --rounds 5       # a subset, more rounds",
         "bench/run --memory-keys 0 --no-profile               # skip the memory fill and perf",
+        "bench/run --no-callgrind --no-revocation-lag         # skip the instruction counts and the lag",
         "```",
         "",
         "`bench/run --help` lists every option. It builds the release binaries "

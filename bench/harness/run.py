@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -33,6 +34,9 @@ class Run:
         self.notes: list[str] = []
         # Per OTLP-exporting server: spans the sink received, calls sent.
         self.spans: dict[str, dict] = {}
+        # Filled by harness.callgrind and harness.revocation.
+        self.callgrind: Optional[dict] = None
+        self.revocation: Optional[dict] = None
 
     # -- probes
     def binary_bytes(self) -> bytes:
@@ -41,9 +45,12 @@ class Run:
         return self._binary
 
     # -- tools
-    def loadgen(self, *args: str, timeout: float = 600) -> dict:
+    def loadgen(self, *args: str, timeout: float = 600, env: Optional[dict] = None) -> dict:
+        """`env`: more environment variables (secrets go there, never on
+        the command line)."""
         command = ["taskset", "-c", CLIENT_CPU, str(self.args.loadgen), *args]
-        p = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                           env=dict(os.environ, **env) if env else None)
         if p.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{p.stderr}")
         return json.loads(p.stdout.strip().splitlines()[-1])

@@ -6,7 +6,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc,
-        atomic::{AtomicU8, AtomicUsize, Ordering},
+        atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -21,13 +21,13 @@ use crate::call::{Answer, Caller, Expect, KeySet, Keys, Rpc};
 pub struct Target {
     /// The server's address.
     #[arg(long, default_value = "127.0.0.1:50051")]
-    target: String,
+    pub(crate) target: String,
     /// HTTP/2 connections.
     #[arg(long, default_value_t = 4)]
-    connections: usize,
+    pub(crate) connections: usize,
     /// Concurrent requests (streams) per connection.
     #[arg(long, default_value_t = 32)]
-    streams: usize,
+    pub(crate) streams: usize,
 }
 
 #[derive(clap::Args)]
@@ -60,6 +60,11 @@ pub struct LoadArgs {
     /// Name of the scenario, copied into the output.
     #[arg(long, default_value = "")]
     label: String,
+    /// Send exactly this many requests, then stop: no warm-up, and the
+    /// window is the whole run (what an instruction count under callgrind
+    /// is divided by). `--duration` still bounds the run.
+    #[arg(long)]
+    requests: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -70,7 +75,7 @@ pub struct PrimeArgs {
     keys: KeySet,
 }
 
-async fn connect(target: &Target) -> anyhow::Result<Vec<Channel>> {
+pub(crate) async fn connect(target: &Target) -> anyhow::Result<Vec<Channel>> {
     let mut channels = Vec::with_capacity(target.connections);
     for _ in 0..target.connections {
         // One Channel from `connect()` is one HTTP/2 connection.
@@ -85,7 +90,7 @@ async fn connect(target: &Target) -> anyhow::Result<Vec<Channel>> {
 }
 
 /// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: &str) -> Option<u64> {
+pub(crate) fn cpu_ticks(pid: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses: state is
     // field 3, utime 14, stime 15.
@@ -132,17 +137,17 @@ const WARMUP: u8 = 0;
 const MEASURE: u8 = 1;
 const STOP: u8 = 2;
 
-struct Tally {
-    histogram: Histogram<u64>,
-    expected: u64,
-    wrong: u64,
-    errors: u64,
+pub(crate) struct Tally {
+    pub(crate) histogram: Histogram<u64>,
+    pub(crate) expected: u64,
+    pub(crate) wrong: u64,
+    pub(crate) errors: u64,
     /// Every call made, warm-up included.
-    sent: u64,
+    pub(crate) sent: u64,
 }
 
 impl Tally {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             expected: 0,
@@ -152,7 +157,7 @@ impl Tally {
         }
     }
 
-    fn count(&mut self, answer: Answer, micros: u64) {
+    pub(crate) fn count(&mut self, answer: Answer, micros: u64) {
         match answer {
             Answer::Expected => {
                 self.expected += 1;
@@ -163,7 +168,7 @@ impl Tally {
         }
     }
 
-    fn merge(&mut self, other: Tally) {
+    pub(crate) fn merge(&mut self, other: Tally) {
         self.histogram.add(&other.histogram).expect("same bounds");
         self.expected += other.expected;
         self.wrong += other.wrong;
@@ -195,7 +200,7 @@ where
 }
 
 /// xorshift64*: cheap, good enough to spread requests over the keys.
-fn next(state: &mut u64) -> usize {
+pub(crate) fn next(state: &mut u64) -> usize {
     *state ^= *state >> 12;
     *state ^= *state << 25;
     *state ^= *state >> 27;
@@ -205,7 +210,15 @@ fn next(state: &mut u64) -> usize {
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let keys = Arc::new(Keys::load(&args.keys, args.rpc)?);
     let channels = connect(&args.target).await?;
-    let phase = Arc::new(AtomicU8::new(WARMUP));
+    // With a request count, every call is measured and each caller takes a
+    // ticket first, so exactly that many are sent.
+    let tickets = Arc::new(AtomicU64::new(0));
+    let limit = args.requests;
+    let phase = Arc::new(AtomicU8::new(if limit.is_some() {
+        MEASURE
+    } else {
+        WARMUP
+    }));
     let handles = spawn_callers(
         &args.target,
         &channels,
@@ -214,11 +227,15 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         |mut caller, seed| {
             let keys = keys.clone();
             let phase = phase.clone();
+            let tickets = tickets.clone();
             let mut state = seed | 1;
             async move {
                 let mut tally = Tally::new();
                 loop {
                     if phase.load(Ordering::Relaxed) == STOP {
+                        break;
+                    }
+                    if limit.is_some_and(|n| tickets.fetch_add(1, Ordering::Relaxed) >= n) {
                         break;
                     }
                     let started = Instant::now();
@@ -234,14 +251,24 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         },
     );
 
-    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    if limit.is_none() {
+        tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    }
     let pid = args.server_pid.map(|p| p.to_string());
     let watched_before = watched_ticks(&args.watch_pids, &args.watch_cmdlines);
     let server_before = pid.as_deref().and_then(cpu_ticks);
     let client_before = cpu_ticks("self");
     let started = Instant::now();
     phase.store(MEASURE, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    if limit.is_some() {
+        // Done when every caller has run out of tickets, or at `--duration`.
+        let deadline = started + Duration::from_secs_f64(args.duration);
+        while !handles.iter().all(|h| h.is_finished()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    } else {
+        tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    }
     phase.store(STOP, Ordering::Relaxed);
     let window = started.elapsed().as_secs_f64();
     let server_after = pid.as_deref().and_then(cpu_ticks);

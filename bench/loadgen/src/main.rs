@@ -7,17 +7,20 @@
 //! - `load`: N connections × M concurrent streams of Verify, ext_authz Check
 //!   or Health/Check for a fixed duration after a warm-up; latency in an HDR
 //!   histogram; the server's CPU time read from /proc around the measured
-//!   window; JSON out.
+//!   window; JSON out. With `--requests N`, exactly N calls (for callgrind).
 //! - `encode`: a pre-encoded gRPC request body (5-byte frame prefix +
 //!   protobuf) for h2load.
 //! - `l1-footprint`: bytes per key of keyward's L1 alone, record and cache
 //!   structure apart.
 //! - `sink`: an OTLP/gRPC trace collector that counts the spans it receives
 //!   and discards them (for the span-export scenario).
+//! - `revoke-lag`: revocation lag between two replicas (revoke on A, first
+//!   denial on B), idle and with both under an open-loop Verify load.
 
 mod call;
 mod footprint;
 mod load;
+mod revoke_lag;
 mod seed;
 mod sink;
 
@@ -40,6 +43,7 @@ enum Command {
     Encode(EncodeArgs),
     L1Footprint(footprint::FootprintArgs),
     Sink(sink::SinkArgs),
+    RevokeLag(revoke_lag::RevokeLagArgs),
 }
 
 /// Writes one gRPC request body, framed, for h2load's `-d`.
@@ -101,5 +105,6 @@ fn main() -> anyhow::Result<()> {
         Command::Encode(args) => encode(args),
         Command::L1Footprint(args) => runtime.block_on(footprint::run(args)),
         Command::Sink(args) => runtime.block_on(sink::run(args)),
+        Command::RevokeLag(args) => runtime.block_on(revoke_lag::run(args)),
     }
 }
