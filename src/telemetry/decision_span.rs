@@ -195,7 +195,7 @@ mod tests {
             .map(|kv| &kv.value)
     }
 
-    fn fields(decision: &'static str, project: Option<&Arc<str>>) -> Fields<'_> {
+    fn fields<'a>(decision: &'static str, project: Option<&'a Arc<str>>) -> Fields<'a> {
         Fields {
             decision,
             reason: if decision == "error" {
