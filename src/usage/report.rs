@@ -90,7 +90,10 @@ fn fill(
     rows: Vec<crate::store::UsageBucket>,
 ) -> Result<Vec<Point>, Error> {
     let first = query.since.timestamp().div_euclid(bucket) * bucket;
-    let last = (query.until.timestamp() - 1).div_euclid(bucket) * bucket;
+    // In microseconds: `until` is usually now, and truncated to its second
+    // it would leave out the bucket just begun (the store still returns
+    // its rows, `minute < until`), losing its calls from the series.
+    let last = (query.until.timestamp_micros() - 1).div_euclid(bucket * 1_000_000) * bucket;
     let mut points: Vec<Point> = (0..=(last - first) / bucket)
         .map(|i| {
             DateTime::from_timestamp(first + i * bucket, 0)
@@ -206,6 +209,31 @@ mod tests {
         assert_eq!(field(request(10, 10, None)), "since");
         assert_eq!(field(request(0, 100, Some(30))), "bucket");
         assert_eq!(field(request(0, 86_400 * 30, Some(60))), "bucket");
+    }
+
+    #[test]
+    fn a_bucket_begun_less_than_a_second_before_until_is_kept() {
+        let query = UsageQuery {
+            owner: UsageOwner::Project("p".into()),
+            since: at(0),
+            until: at(120) + Duration::milliseconds(300),
+        };
+        let rows = vec![UsageBucket {
+            start: at(120),
+            outcome: "revoked".into(),
+            calls: 3,
+        }];
+        let points = fill(&query, 60, rows).unwrap();
+        let starts: Vec<i64> = points.iter().map(|p| p.start.timestamp()).collect();
+        assert_eq!(starts, [0, 60, 120]);
+        assert_eq!(points[2].denied, BTreeMap::from([("revoked".into(), 3)]));
+        // An `until` on a bucket's first instant still ends the series
+        // before that bucket.
+        let query = UsageQuery {
+            until: at(120),
+            ..query
+        };
+        assert_eq!(fill(&query, 60, Vec::new()).unwrap().len(), 2);
     }
 
     #[test]
