@@ -15,7 +15,7 @@ const NODE_TIMEOUT_MS: u32 = 1000;
 
 pub struct Cluster {
     nodes: Vec<(u16, Option<Child>)>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn query(port: u16, cmd: &mut ::redis::Cmd) -> Result<String, String> {
@@ -49,7 +49,7 @@ impl Cluster {
             let child = Self::spawn(dir.path(), port);
             nodes.push((port, Some(child)));
         }
-        let cluster = Self { nodes, _dir: dir };
+        let cluster = Self { nodes, dir };
         for (port, _) in &cluster.nodes {
             cluster.wait(*port, |_| true, "answer PING").await;
         }
@@ -82,7 +82,28 @@ impl Cluster {
         Some(cluster)
     }
 
+    /// Each node in a directory of its own: replicas that load their sync
+    /// file from a shared one would rename it over each other.
+    /// The last lines of every node's log, for a failed wait.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for (port, _) in &self.nodes {
+            let path = self.dir.path().join(port.to_string()).join("redis.log");
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out += &format!("--- node {port}\n");
+            for line in &lines[lines.len().saturating_sub(15)..] {
+                out += line;
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     fn spawn(dir: &std::path::Path, port: u16) -> Child {
+        let dir = dir.join(port.to_string());
+        std::fs::create_dir(&dir).unwrap();
+        let log = dir.join("redis.log");
         Command::new("redis-server")
             .args([
                 "--port",
@@ -107,6 +128,8 @@ impl Cluster {
                 "",
                 "--appendonly",
                 "no",
+                "--logfile",
+                log.to_str().unwrap(),
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -123,7 +146,8 @@ impl Cluster {
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "node {port} did not {what}: {info:?}"
+                "node {port} did not {what}: {info:?}\n{}",
+                self.logs()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
