@@ -1,7 +1,7 @@
 //! `envoy.service.auth.v3.Authorization` as tonic-build would generate its
 //! server, over keyward's trimmed Check messages instead of envoy-types'
-//! full ones (see `check_request`): same service name, same method path,
-//! same answer to an unknown method.
+//! full ones (see `check_request` and `check_codec`): same service name,
+//! same method path, same answer to an unknown method.
 
 use std::{
     convert::Infallible,
@@ -14,10 +14,10 @@ use tonic::{
     codegen::{BoxFuture, StdError, http},
     server::{Grpc, NamedService, UnaryService},
 };
-use tonic_prost::ProstCodec;
 
 use super::{
-    check_request::CheckRequest, check_response::CheckResponse, ext_authz::ExtAuthzService,
+    check_codec::CheckCodec, check_request::CheckRequest, check_response::CheckResponse,
+    ext_authz::ExtAuthzService,
 };
 
 pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
@@ -81,8 +81,7 @@ where
         let method = Check(self.inner.clone());
         let max_decoding = self.max_decoding_message_size;
         Box::pin(async move {
-            let codec = ProstCodec::<CheckResponse, CheckRequest>::default();
-            let mut grpc = Grpc::new(codec).apply_max_message_size_config(max_decoding, None);
+            let mut grpc = Grpc::new(CheckCodec).apply_max_message_size_config(max_decoding, None);
             Ok(grpc.unary(method, request).await)
         })
     }

@@ -50,9 +50,7 @@ impl ExtAuthzService {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let request = request.into_inner();
-        let attributes = request
-            .attributes()
-            .map_err(|error| Status::internal(error.to_string()))?;
+        let attributes = request.attributes();
         // The caller's trace context travels in the checked request's
         // headers (the `headers` map, as before `header_map` was read).
         let observed =

@@ -3,8 +3,12 @@
 
 pub mod admin_auth;
 pub mod authorization_server;
+mod check_codec;
 pub mod check_request;
+#[cfg(test)]
+mod check_request_reference;
 pub mod check_response;
+mod check_wire;
 pub mod convert;
 pub mod ext_authz;
 pub mod key_service;
