@@ -126,25 +126,41 @@ impl UsageCounter {
 
     /// Takes everything counted so far, as rows for the store.
     pub fn take(&self) -> Vec<UsageCount> {
-        let mut rows = Vec::new();
-        for shard in &self.shards {
-            let table = std::mem::take(&mut *shard.lock().unwrap_or_else(PoisonError::into_inner));
-            self.cells.fetch_sub(table.len(), Ordering::Relaxed);
-            rows.reserve(table.len());
-            for cell in table {
-                let Some(minute) = DateTime::from_timestamp(i64::from(cell.minute) * 60, 0) else {
-                    continue;
-                };
-                rows.push(UsageCount {
-                    key_id: cell.record.id.clone(),
-                    project: cell.record.project.to_string(),
-                    minute,
-                    outcome: cell.reason.as_str(),
-                    calls: i64::from(cell.calls),
-                });
-            }
+        self.batches(usize::MAX).flatten().collect()
+    }
+
+    /// Takes what was counted in batches of about `rows` rows, a shard at a
+    /// time as the batches are asked for: a flush of a busy minute holds
+    /// one batch's rows and SQL at a time, not all of them (100,000 keys
+    /// held all at once lifted the resident size by ~50 MB).
+    pub fn batches(&self, rows: usize) -> Batches<'_> {
+        Batches {
+            counter: self,
+            next_shard: 0,
+            rows,
         }
-        rows
+    }
+
+    fn take_shard(&self, shard: usize, rows: &mut Vec<UsageCount>) {
+        let table = std::mem::take(
+            &mut *self.shards[shard]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        self.cells.fetch_sub(table.len(), Ordering::Relaxed);
+        rows.reserve(table.len());
+        for cell in table {
+            let Some(minute) = DateTime::from_timestamp(i64::from(cell.minute) * 60, 0) else {
+                continue;
+            };
+            rows.push(UsageCount {
+                key_id: cell.record.id.clone(),
+                project: cell.record.project.to_string(),
+                minute,
+                outcome: cell.reason.as_str(),
+                calls: i64::from(cell.calls),
+            });
+        }
     }
 
     /// Puts back rows a flush could not write, so they go with the next.
@@ -170,6 +186,27 @@ impl UsageCounter {
     /// Cells held (key × minute × reason), for tests and the metrics.
     pub fn minutes_held(&self) -> usize {
         self.cells.load(Ordering::Relaxed)
+    }
+}
+
+/// See [`UsageCounter::batches`]: whole shards, taken when asked for, so a
+/// batch not asked for stays counted.
+pub struct Batches<'a> {
+    counter: &'a UsageCounter,
+    next_shard: usize,
+    rows: usize,
+}
+
+impl Iterator for Batches<'_> {
+    type Item = Vec<UsageCount>;
+
+    fn next(&mut self) -> Option<Vec<UsageCount>> {
+        let mut batch = Vec::new();
+        while self.next_shard < SHARDS && batch.len() < self.rows {
+            self.counter.take_shard(self.next_shard, &mut batch);
+            self.next_shard += 1;
+        }
+        (!batch.is_empty()).then_some(batch)
     }
 }
 
@@ -204,6 +241,25 @@ mod tests {
             .collect();
         out.sort();
         out
+    }
+
+    #[test]
+    fn batches_take_whole_shards_only_when_asked_for() {
+        let counter = UsageCounter::default();
+        for _ in 0..400 {
+            counter.record(&record("p"), Reason::Ok, 0);
+        }
+        let first = counter.batches(100).next().unwrap();
+        assert!(first.len() >= 100 && first.len() < 400, "{}", first.len());
+        assert_eq!(
+            counter.minutes_held(),
+            400 - first.len(),
+            "what was not asked for stays counted"
+        );
+        let rest: usize = counter.batches(100).map(|b| b.len()).sum();
+        assert_eq!(first.len() + rest, 400);
+        assert_eq!(counter.minutes_held(), 0);
+        assert!(counter.batches(100).next().is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Writes counted usage to the store in batches, and keeps the tables in
-//! shape: every flush interval one batch (one transaction) per replica;
+//! shape: every flush interval, batches of about [`FLUSH_BATCH_ROWS`] rows
+//! (a transaction each) per replica;
 //! every hour, minute rows older than 48 hours are folded into hour rows
 //! and hour rows older than 400 days are deleted.
 //!
@@ -26,6 +27,10 @@ pub const MINUTES_KEPT: chrono::Duration = chrono::Duration::hours(48);
 pub const HOURS_KEPT: chrono::Duration = chrono::Duration::days(400);
 /// How often each replica runs the roll-up.
 pub const ROLL_UP_EVERY: Duration = Duration::from_secs(3600);
+/// Rows a flush writes per transaction, about: enough that a quiet
+/// replica's flush is one statement, few enough that a busy one's rows,
+/// bind arrays and SQL stay a few megabytes.
+pub const FLUSH_BATCH_ROWS: usize = 10_000;
 
 pub struct UsageWriter {
     counter: Arc<UsageCounter>,
@@ -42,23 +47,21 @@ impl UsageWriter {
         }
     }
 
-    /// Writes what was counted so far; returns the rows written.
+    /// Writes what was counted so far, a transaction per batch; returns the
+    /// rows written. A failed batch is put back and ends the flush, with
+    /// the batches not yet taken still counted: the next flush writes both.
     pub async fn flush(&self) -> Result<usize, StoreError> {
-        let batch = self.counter.take();
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        match self.store.record_usage(&batch).await {
-            Ok(()) => {
-                metrics::counter!("keyward_usage_rows_written_total").increment(batch.len() as u64);
-                Ok(batch.len())
-            }
-            Err(error) => {
+        let mut written = 0;
+        for batch in self.counter.batches(FLUSH_BATCH_ROWS) {
+            if let Err(error) = self.store.record_usage(&batch).await {
                 metrics::counter!("keyward_usage_flush_errors_total").increment(1);
                 self.counter.restore(batch);
-                Err(error)
+                return Err(error);
             }
+            metrics::counter!("keyward_usage_rows_written_total").increment(batch.len() as u64);
+            written += batch.len();
         }
+        Ok(written)
     }
 
     /// The last flush, when the server stops: a failure that may pass (a
@@ -205,6 +208,56 @@ mod tests {
             failures: failures.into(),
             written: Default::default(),
         }))
+    }
+
+    /// Accepts the first `accepted` usage writes, then refuses the rest.
+    struct FailsAfter {
+        accepted: std::sync::atomic::AtomicUsize,
+        written: std::sync::Mutex<Vec<UsageCount>>,
+    }
+
+    #[async_trait]
+    impl Reads for FailsAfter {
+        async fn read(&self, _: &Digest) -> Result<Option<KeyRecord>, StoreError> {
+            Ok(None)
+        }
+
+        async fn write_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+            use std::sync::atomic::Ordering;
+            if self.accepted.load(Ordering::SeqCst) == 0 {
+                return Err(StoreError::Unavailable("connection lost".into()));
+            }
+            self.accepted.fetch_sub(1, Ordering::SeqCst);
+            self.written.lock().unwrap().extend_from_slice(counts);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_big_flush_writes_in_batches_and_a_failed_one_loses_and_repeats_nothing() {
+        let counter = Arc::new(UsageCounter::default());
+        let keys = 3 * FLUSH_BATCH_ROWS;
+        for _ in 0..keys {
+            let key = Arc::new(KeyRecord::identity(crate::key::KeyId::generate(), "p"));
+            counter.record(&key, Reason::Ok, 0);
+        }
+        let store = Arc::new(ReadsOnly(FailsAfter {
+            accepted: 1.into(),
+            written: Default::default(),
+        }));
+        let writer = UsageWriter::new(counter.clone(), store.clone(), Duration::from_secs(10));
+        assert!(writer.flush().await.is_err());
+        let first = store.written.lock().unwrap().len();
+        assert!(first > 0 && first < keys, "one batch written: {first}");
+        assert_eq!(counter.minutes_held(), keys - first, "the rest still held");
+        store
+            .0
+            .accepted
+            .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(writer.flush().await.unwrap(), keys - first);
+        let written = store.written.lock().unwrap();
+        let ids: std::collections::HashSet<_> = written.iter().map(|c| c.key_id.clone()).collect();
+        assert_eq!((written.len(), ids.len()), (keys, keys), "each key once");
     }
 
     #[tokio::test]
