@@ -37,9 +37,14 @@ struct Pair {
 /// reads lie in it.
 pub struct CheckRequest {
     buf: Bytes,
+    parts: Parts,
+    peer: Option<IpAddr>,
+}
+
+/// Where the strings a decision reads lie in the buffer.
+struct Parts {
     method: Span,
     path: Span,
-    peer: Option<IpAddr>,
     headers: Vec<Pair>,
     raw: Vec<Pair>,
     context: Vec<Pair>,
@@ -58,12 +63,8 @@ pub struct Attributes<'a> {
 /// Where the walk puts what it finds.
 struct Walk<'b> {
     base: &'b [u8],
-    method: Span,
-    path: Span,
+    parts: Parts,
     socket_address: Option<Span>,
-    headers: Vec<Pair>,
-    raw: Vec<Pair>,
-    context: Vec<Pair>,
 }
 
 impl Walk<'_> {
@@ -100,7 +101,7 @@ impl Walk<'_> {
                 (10, value) => {
                     let entry =
                         self.entry(value.delimited("AttributeContext.context_extensions")?, 2)?;
-                    self.context.push(entry);
+                    self.parts.context.push(entry);
                 }
                 _ => {}
             }
@@ -129,19 +130,19 @@ impl Walk<'_> {
     fn http(&mut self, message: &[u8]) -> Result<(), WireError> {
         for field in fields(message) {
             match field? {
-                (2, value) => self.method = self.span(value.delimited("HttpRequest.method")?),
+                (2, value) => self.parts.method = self.span(value.delimited("HttpRequest.method")?),
                 (3, value) => {
                     let entry = self.entry(value.delimited("HttpRequest.headers")?, 2)?;
-                    self.headers.push(entry);
+                    self.parts.headers.push(entry);
                 }
-                (4, value) => self.path = self.span(value.delimited("HttpRequest.path")?),
+                (4, value) => self.parts.path = self.span(value.delimited("HttpRequest.path")?),
                 (13, value) => {
                     for field in fields(value.delimited("HttpRequest.header_map")?) {
                         if let (1, header) = field? {
                             // `HeaderValue`: the key, and the value in
                             // `raw_value` (bytes, not required to be UTF-8).
                             let entry = self.entry(header.delimited("HeaderMap.headers")?, 3)?;
-                            self.raw.push(entry);
+                            self.parts.raw.push(entry);
                         }
                     }
                 }
@@ -174,67 +175,57 @@ impl CheckRequest {
         }
         let mut walk = Walk {
             base: &buf,
-            method: Span::default(),
-            path: Span::default(),
+            parts: Parts {
+                method: Span::default(),
+                path: Span::default(),
+                // Envoy sends a dozen headers or so for a plain request.
+                headers: Vec::with_capacity(16),
+                raw: Vec::new(),
+                context: Vec::new(),
+            },
             socket_address: None,
-            // Envoy sends a dozen headers or so for a plain request.
-            headers: Vec::with_capacity(16),
-            raw: Vec::new(),
-            context: Vec::new(),
         };
         walk.request(&buf)?;
         let Walk {
-            method,
-            path,
+            parts,
             socket_address,
-            headers,
-            raw,
-            context,
             ..
         } = walk;
         let text = |span: Span, field| {
             str::from_utf8(slice(&buf, span)).map_err(|_| WireError::NotUtf8(field))
         };
-        for pair in &context {
+        for pair in &parts.context {
             text(pair.key, "AttributeContext.context_extensions")?;
             text(pair.value, "AttributeContext.context_extensions")?;
         }
-        text(method, "HttpRequest.method")?;
-        text(path, "HttpRequest.path")?;
-        for pair in &headers {
+        text(parts.method, "HttpRequest.method")?;
+        text(parts.path, "HttpRequest.path")?;
+        for pair in &parts.headers {
             text(pair.key, "HttpRequest.headers")?;
             text(pair.value, "HttpRequest.headers")?;
         }
-        for pair in &raw {
+        for pair in &parts.raw {
             text(pair.key, "HeaderValue.key")?;
         }
         let peer = match socket_address {
             Some(span) => text(span, "SocketAddress.address")?.parse().ok(),
             None => None,
         };
-        Ok(Self {
-            buf,
-            method,
-            path,
-            peer,
-            headers,
-            raw,
-            context,
-        })
+        Ok(Self { buf, parts, peer })
     }
 
     pub fn attributes(&self) -> Attributes<'_> {
         Attributes {
-            method: utf8(&self.buf, self.method),
-            path: utf8(&self.buf, self.path),
+            method: utf8(&self.buf, self.parts.method),
+            path: utf8(&self.buf, self.parts.path),
             headers: Headers {
                 buf: &self.buf,
-                map: &self.headers,
-                raw: &self.raw,
+                map: &self.parts.headers,
+                raw: &self.parts.raw,
             },
             context: Entries {
                 buf: &self.buf,
-                pairs: &self.context,
+                pairs: &self.parts.context,
             },
             peer: self.peer,
         }
@@ -257,10 +248,10 @@ impl fmt::Debug for CheckRequest {
             pairs.iter().map(|p| utf8(&self.buf, p.key)).collect()
         };
         f.debug_struct("CheckRequest")
-            .field("method", &utf8(&self.buf, self.method))
-            .field("headers", &names(&self.headers))
-            .field("header_map", &names(&self.raw))
-            .field("context_extensions", &names(&self.context))
+            .field("method", &utf8(&self.buf, self.parts.method))
+            .field("headers", &names(&self.parts.headers))
+            .field("header_map", &names(&self.parts.raw))
+            .field("context_extensions", &names(&self.parts.context))
             .finish_non_exhaustive()
     }
 }

@@ -183,52 +183,55 @@ const NAMES: [&str; 5] = [
     "x-missing",
 ];
 
+/// The owned view of what either decoder read: the same fields of
+/// `Attributes` in both, named here once.
+fn seen<'a>(
+    method: &str,
+    path: &str,
+    peer: Option<IpAddr>,
+    context: impl Iterator<Item = (&'a str, &'a str)>,
+    headers: &dyn Fields,
+    map: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Seen {
+    Some((
+        method.to_owned(),
+        path.to_owned(),
+        peer,
+        context.map(|(k, v)| (k.into(), v.into())).collect(),
+        NAMES
+            .iter()
+            .map(|n| (n.to_string(), headers.field(n).map(str::to_owned)))
+            .chain(map.map(|(k, v)| (k.into(), Some(v.into()))))
+            .collect(),
+    ))
+}
+
 fn walked(bytes: &[u8]) -> Seen {
     let request = CheckRequest::decode(Bytes::copy_from_slice(bytes)).ok()?;
     let a = request.attributes();
-    Some((
-        a.method.to_owned(),
-        a.path.to_owned(),
+    let map = a.headers.map();
+    seen(
+        a.method,
+        a.path,
         a.peer,
-        a.context
-            .iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect(),
-        NAMES
-            .iter()
-            .map(|n| (n.to_string(), a.headers.field(n).map(str::to_owned)))
-            .chain(
-                a.headers
-                    .map()
-                    .iter()
-                    .map(|(k, v)| (k.into(), Some(v.into()))),
-            )
-            .collect(),
-    ))
+        a.context.iter(),
+        &a.headers,
+        map.iter(),
+    )
 }
 
 fn derived(bytes: &[u8]) -> Seen {
     let request = reference::CheckRequest::decode(bytes).ok()?;
     let a = request.attributes().ok()?;
-    Some((
-        a.method.to_owned(),
-        a.path.to_owned(),
+    let map = a.headers.map();
+    seen(
+        a.method,
+        a.path,
         a.peer,
-        a.context
-            .iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect(),
-        NAMES
-            .iter()
-            .map(|n| (n.to_string(), a.headers.field(n).map(str::to_owned)))
-            .chain(
-                a.headers
-                    .map()
-                    .iter()
-                    .map(|(k, v)| (k.into(), Some(v.into()))),
-            )
-            .collect(),
-    ))
+        a.context.iter(),
+        &a.headers,
+        map.iter(),
+    )
 }
 
 #[test]

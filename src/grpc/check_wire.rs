@@ -80,15 +80,12 @@ impl<'a> Fields<'a> {
     }
 
     fn key(&mut self) -> Result<(u32, u64), WireError> {
-        let key = self.varint()?;
-        let tag = u32::try_from(key >> 3).map_err(|_| WireError::Key)?;
-        if key > u64::from(u32::MAX) {
-            return Err(WireError::Key);
-        }
+        let key = u32::try_from(self.varint()?).map_err(|_| WireError::Key)?;
+        let tag = key >> 3;
         if tag == 0 {
             return Err(WireError::Key);
         }
-        Ok((tag, key & 7))
+        Ok((tag, u64::from(key & 7)))
     }
 
     fn take(&mut self, len: u64) -> Result<&'a [u8], WireError> {
