@@ -178,24 +178,23 @@ mod tests {
         assert!(calls.contains(&("ok", 3)) && calls.contains(&("revoked", 1)));
     }
 
-    /// Refuses the first `failures` usage writes as a deadlock would, then
-    /// keeps what it is given.
-    struct FailsFirst {
-        failures: std::sync::atomic::AtomicUsize,
+    /// Refuses the usage writes `fails` picks (by their number, from 0) as
+    /// a deadlock would, and keeps what the others are given.
+    struct Scripted {
+        fails: fn(usize) -> bool,
+        calls: std::sync::atomic::AtomicUsize,
         written: std::sync::Mutex<Vec<UsageCount>>,
     }
 
     #[async_trait]
-    impl Reads for FailsFirst {
+    impl Reads for Scripted {
         async fn read(&self, _: &Digest) -> Result<Option<KeyRecord>, StoreError> {
             Ok(None)
         }
 
         async fn write_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
-            use std::sync::atomic::Ordering;
-            let left = self.failures.load(Ordering::SeqCst);
-            if left > 0 {
-                self.failures.store(left - 1, Ordering::SeqCst);
+            let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if (self.fails)(call) {
                 return Err(StoreError::Unavailable("deadlock detected".into()));
             }
             self.written.lock().unwrap().extend_from_slice(counts);
@@ -203,34 +202,12 @@ mod tests {
         }
     }
 
-    fn fails_first(failures: usize) -> Arc<ReadsOnly<FailsFirst>> {
-        Arc::new(ReadsOnly(FailsFirst {
-            failures: failures.into(),
+    fn scripted(fails: fn(usize) -> bool) -> Arc<ReadsOnly<Scripted>> {
+        Arc::new(ReadsOnly(Scripted {
+            fails,
+            calls: 0.into(),
             written: Default::default(),
         }))
-    }
-
-    /// Accepts the first `accepted` usage writes, then refuses the rest.
-    struct FailsAfter {
-        accepted: std::sync::atomic::AtomicUsize,
-        written: std::sync::Mutex<Vec<UsageCount>>,
-    }
-
-    #[async_trait]
-    impl Reads for FailsAfter {
-        async fn read(&self, _: &Digest) -> Result<Option<KeyRecord>, StoreError> {
-            Ok(None)
-        }
-
-        async fn write_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
-            use std::sync::atomic::Ordering;
-            if self.accepted.load(Ordering::SeqCst) == 0 {
-                return Err(StoreError::Unavailable("connection lost".into()));
-            }
-            self.accepted.fetch_sub(1, Ordering::SeqCst);
-            self.written.lock().unwrap().extend_from_slice(counts);
-            Ok(())
-        }
     }
 
     #[tokio::test]
@@ -241,19 +218,13 @@ mod tests {
             let key = Arc::new(KeyRecord::identity(crate::key::KeyId::generate(), "p"));
             counter.record(&key, Reason::Ok, 0);
         }
-        let store = Arc::new(ReadsOnly(FailsAfter {
-            accepted: 1.into(),
-            written: Default::default(),
-        }));
+        // The second batch fails; every write after it goes through.
+        let store = scripted(|call| call == 1);
         let writer = UsageWriter::new(counter.clone(), store.clone(), Duration::from_secs(10));
         assert!(writer.flush().await.is_err());
         let first = store.written.lock().unwrap().len();
         assert!(first > 0 && first < keys, "one batch written: {first}");
         assert_eq!(counter.minutes_held(), keys - first, "the rest still held");
-        store
-            .0
-            .accepted
-            .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(writer.flush().await.unwrap(), keys - first);
         let written = store.written.lock().unwrap();
         let ids: std::collections::HashSet<_> = written.iter().map(|c| c.key_id.clone()).collect();
@@ -267,7 +238,7 @@ mod tests {
         for _ in 0..5 {
             counter.record(&key, Reason::Ok, 0);
         }
-        let store = fails_first(3);
+        let store = scripted(|call| call < 3);
         let writer = UsageWriter::new(counter.clone(), store.clone(), Duration::from_secs(10));
         assert_eq!(writer.flush_final(Duration::from_secs(5)).await.unwrap(), 1);
         let written = store.written.lock().unwrap().clone();
@@ -280,7 +251,7 @@ mod tests {
     async fn the_last_flush_gives_up_when_its_budget_is_spent() {
         let counter = Arc::new(UsageCounter::default());
         counter.record(&Arc::new(record()), Reason::Ok, 0);
-        let store = fails_first(usize::MAX);
+        let store = scripted(|_| true);
         let writer = UsageWriter::new(counter.clone(), store, Duration::from_secs(10));
         let started = Instant::now();
         assert!(
