@@ -84,11 +84,15 @@ impl Cluster {
 
     /// Each node in a directory of its own: replicas that load their sync
     /// file from a shared one would rename it over each other.
+    fn node_dir(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+        dir.join(port.to_string())
+    }
+
     /// The last lines of every node's log, for a failed wait.
     fn logs(&self) -> String {
         let mut out = String::new();
         for (port, _) in &self.nodes {
-            let path = self.dir.path().join(port.to_string()).join("redis.log");
+            let path = Self::node_dir(self.dir.path(), *port).join("redis.log");
             let text = std::fs::read_to_string(path).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             out += &format!("--- node {port}\n");
@@ -101,7 +105,7 @@ impl Cluster {
     }
 
     fn spawn(dir: &std::path::Path, port: u16) -> Child {
-        let dir = dir.join(port.to_string());
+        let dir = Self::node_dir(dir, port);
         std::fs::create_dir(&dir).unwrap();
         let log = dir.join("redis.log");
         Command::new("redis-server")
